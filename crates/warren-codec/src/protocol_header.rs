@@ -1,0 +1,46 @@
+//! The 8-octet protocol header a client sends before anything else.
+
+/// The header for AMQP 0-9-1, which is also what a server answers a wrong header with.
+pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+
+/// What the first 8 octets of a connection said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolHeader {
+    /// `AMQP 0 0 9 1`: the protocol we speak.
+    Amqp091,
+    /// Anything else: answer with [`PROTOCOL_HEADER`] and close, as the spec asks.
+    Unsupported([u8; 8]),
+}
+
+/// Classify the first 8 octets of a connection; `None` until 8 octets have arrived.
+#[must_use]
+pub fn parse_protocol_header(buf: &[u8]) -> Option<ProtocolHeader> {
+    let head: [u8; 8] = buf.get(..8)?.try_into().ok()?;
+    Some(if head == PROTOCOL_HEADER {
+        ProtocolHeader::Amqp091
+    } else {
+        ProtocolHeader::Unsupported(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_0_9_1_and_rejects_others() {
+        assert_eq!(parse_protocol_header(b"AMQP\x00\x00\x09"), None);
+        assert_eq!(
+            parse_protocol_header(b"AMQP\x00\x00\x09\x01rest"),
+            Some(ProtocolHeader::Amqp091)
+        );
+        assert!(matches!(
+            parse_protocol_header(b"AMQP\x01\x01\x00\x09"),
+            Some(ProtocolHeader::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse_protocol_header(b"GET / HTTP/1.1"),
+            Some(ProtocolHeader::Unsupported(_))
+        ));
+    }
+}
