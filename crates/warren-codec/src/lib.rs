@@ -25,6 +25,7 @@ pub mod method;
 pub mod properties;
 pub mod protocol_header;
 mod reply_code;
+pub mod table;
 
 pub use amq_protocol::protocol as spec;
 pub use amq_protocol::types;

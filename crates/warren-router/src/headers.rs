@@ -142,8 +142,10 @@ fn octets(v: &AMQPValue) -> Option<&[u8]> {
     }
 }
 
-/// Erlang's `==` over two top-level header values.
-fn erlang_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
+/// Erlang's `==` over two top-level header values, as RabbitMQ compares header values
+/// and queue arguments on redeclaration.
+#[must_use]
+pub fn erlang_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     if let (Some(x), Some(y)) = (number(a), number(b)) {
         #[allow(
             clippy::cast_precision_loss,
@@ -165,7 +167,9 @@ fn erlang_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     a == b
 }
 
-fn erlang_type_name(v: &AMQPValue) -> &'static str {
+/// The name RabbitMQ gives a value's type in error texts (`longstr`, `signedint`...).
+#[must_use]
+pub fn erlang_type_name(v: &AMQPValue) -> &'static str {
     use AMQPValue as V;
     match v {
         V::Boolean(_) => "bool",
@@ -189,7 +193,9 @@ fn erlang_type_name(v: &AMQPValue) -> &'static str {
     }
 }
 
-fn erlang_term(v: &AMQPValue) -> String {
+/// A value printed as RabbitMQ prints it in error texts.
+#[must_use]
+pub fn erlang_term(v: &AMQPValue) -> String {
     use AMQPValue as V;
     match v {
         V::Boolean(b) => b.to_string(),
@@ -204,6 +210,9 @@ fn erlang_term(v: &AMQPValue) -> String {
         V::Float(f) => f.to_string(),
         V::Double(f) => f.to_string(),
         V::Void => "undefined".into(),
+        V::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        V::ShortString(s) => s.as_str().to_owned(),
+        V::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
         other => format!("{other:?}"),
     }
 }

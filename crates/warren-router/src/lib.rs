@@ -23,7 +23,7 @@ mod topology;
 pub use dest::Dest;
 pub use error::RouteError;
 pub use exchange::{Binding, Exchange, ExchangeFlags};
-pub use headers::{HeadersMatch, headers_match};
+pub use headers::{HeadersMatch, erlang_equal, erlang_term, erlang_type_name, headers_match};
 pub use kind::ExchangeKind;
 pub use topic::{TopicTrie, split_topic_key};
 pub use topology::{DEFAULT_EXCHANGE, HeaderSource, RouteInput, Routed, Topology};

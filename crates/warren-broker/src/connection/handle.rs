@@ -1,0 +1,43 @@
+//! How queue tasks reach a connection: an unbounded inbox whose deliveries are bounded by
+//! the connection's delivery window (a [`Credit`]).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use warren_store::QueuedMessage;
+
+use crate::credit::Credit;
+use crate::queue::QueueRef;
+
+/// What a queue task can send a connection.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A message for one of the connection's consumers.
+    Deliver(Delivery),
+    /// The queue of one of the connection's consumers was deleted.
+    ConsumerCancelled {
+        channel: u16,
+        consumer_id: u64,
+        consumer_tag: Arc<str>,
+    },
+}
+
+/// One message on its way to a consumer. The connection assigns the delivery tag.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub channel: u16,
+    pub consumer_id: u64,
+    pub consumer_tag: Arc<str>,
+    pub queue: QueueRef,
+    pub message: QueuedMessage,
+    pub no_ack: bool,
+}
+
+/// A connection as queue tasks see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionHandle {
+    pub tx: mpsc::UnboundedSender<Outbound>,
+    /// Deliveries sent but not yet encoded for the socket. Unbounded sends are safe
+    /// because queues take this credit before each delivery.
+    pub window: Arc<Credit>,
+}

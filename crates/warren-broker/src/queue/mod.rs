@@ -1,0 +1,119 @@
+//! Queues: the shared handle every routing table and channel holds, the commands a queue
+//! task takes, and the task itself.
+
+mod command;
+mod consumers;
+mod task;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Notify, mpsc};
+use tracing::debug;
+use warren_codec::types::FieldTable;
+
+pub(crate) use command::{GetReply, Ids, QueueCmd};
+pub(crate) use consumers::Consumer;
+pub(crate) use task::spawn_queue;
+
+/// Identifies a connection for exclusivity checks.
+pub(crate) type ConnectionId = u64;
+
+static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a queue was declared with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QueueSpec {
+    pub name: Arc<str>,
+    pub durable: bool,
+    pub auto_delete: bool,
+    /// The connection owning an exclusive queue.
+    pub exclusive_owner: Option<ConnectionId>,
+    pub arguments: FieldTable,
+}
+
+/// The part of a queue everyone may see: its declaration and its command inbox.
+#[derive(Debug)]
+pub(crate) struct QueueShared {
+    id: u64,
+    pub spec: QueueSpec,
+    tx: mpsc::Sender<QueueCmd>,
+    /// Woken when credit a consumer of this queue was waiting for comes back.
+    pub kick: Arc<Notify>,
+}
+
+/// A cheap, clonable handle on a queue; equal when it is the same queue instance (a
+/// queue deleted and declared again under the same name is a different queue).
+#[derive(Clone)]
+pub(crate) struct QueueRef(Arc<QueueShared>);
+
+impl QueueRef {
+    fn new(spec: QueueSpec, tx: mpsc::Sender<QueueCmd>) -> Self {
+        Self(Arc::new(QueueShared {
+            id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
+            spec,
+            tx,
+            kick: Arc::new(Notify::new()),
+        }))
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.spec.name
+    }
+
+    /// Send a command, waiting while the queue's inbox is full (this is how publishers
+    /// feel back-pressure). `false` if the queue is gone.
+    pub async fn send(&self, cmd: QueueCmd) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// Send a command from a context that must not wait (a delivery bounced by a
+    /// connection, or cleanup from a destructor): queued now if there is room, otherwise
+    /// by a short-lived task.
+    pub fn send_soon(&self, cmd: QueueCmd) {
+        match self.tx.try_send(cmd) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(cmd).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                debug!(queue = %self.name(), "command for a deleted queue dropped");
+            }
+        }
+    }
+}
+
+impl Deref for QueueRef {
+    type Target = QueueShared;
+
+    fn deref(&self) -> &QueueShared {
+        &self.0
+    }
+}
+
+impl PartialEq for QueueRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for QueueRef {}
+
+impl Hash for QueueRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl fmt::Debug for QueueRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QueueRef({}#{})", self.spec.name, self.0.id)
+    }
+}

@@ -1,0 +1,100 @@
+//! The `warren` binary: command line, logging, listeners and signals around
+//! `warren-broker`. It holds no broker logic.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+use warren_broker::{Broker, Config};
+
+use cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|e| {
+        eprintln!(
+            "warren: invalid log level {:?} ({e}); using info",
+            cli.log_level
+        );
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let mut config = Config::new(cli.data_dir.clone());
+    config.heartbeat = cli.heartbeat;
+    let broker = match Broker::new(config) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(error = %e, data_dir = %cli.data_dir.display(), "cannot use the data directory");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut listeners = Vec::new();
+    for addr in cli.bind_addresses() {
+        match TcpListener::bind((addr, cli.port)).await {
+            Ok(listener) => listeners.push(listener),
+            // The default binds both loopbacks; a host without IPv6 still serves IPv4.
+            Err(e) if cli.bind.is_empty() => {
+                warn!(%addr, port = cli.port, error = %e, "cannot listen")
+            }
+            Err(e) => {
+                error!(%addr, port = cli.port, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if listeners.is_empty() {
+        error!(port = cli.port, "no address to listen on");
+        return ExitCode::FAILURE;
+    }
+    info!(version = env!("CARGO_PKG_VERSION"), "Warren started");
+    warren_broker::serve(broker, listeners, shutdown_signal()).await;
+    info!("Warren stopped");
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+                    _ = term.recv() => info!("SIGTERM received"),
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot watch SIGTERM; only SIGINT will stop Warren");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("interrupt received");
+    }
+}

@@ -1,0 +1,153 @@
+//! Issue item 1: the `warren` binary itself: flags and environment, listening on both
+//! loopback addresses, and a clean stop on SIGTERM/SIGINT with 320 CONNECTION_FORCED.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is the failure report"
+)]
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warren_testkit::raw::RawClient;
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn warren() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_warren"))
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for_port(addr: SocketAddr) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{addr} never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn listens_on_both_loopbacks_from_env_and_stops_on_sigterm_with_320() {
+    let port = free_port();
+    let data = tempfile_dir();
+    let child = warren()
+        .env("WARREN_PORT", port.to_string())
+        .env("WARREN_DATA_DIR", &data)
+        .env("WARREN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    wait_for_port(v4).await;
+    assert!(
+        std::path::Path::new(&data).is_dir(),
+        "data directory created"
+    );
+    let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+    let ipv6_available = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+    let mut clients = vec![RawClient::open(v4).await];
+    if ipv6_available {
+        clients.push(RawClient::open(v6).await);
+    }
+    signal(&running.0, "-TERM");
+    for c in &mut clients {
+        let closed = c.expect_connection_close().await;
+        assert_eq!(closed.code, 320);
+    }
+    let started = Instant::now();
+    loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn flags_set_address_and_port_and_sigint_stops_it() {
+    let port = free_port();
+    let data = tempfile_dir();
+    let child = warren()
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            &data,
+            "--log-level",
+            "debug",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    wait_for_port(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await;
+    let mut c = RawClient::open(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await;
+    signal(&running.0, "-INT");
+    assert_eq!(c.expect_connection_close().await.code, 320);
+    let output = tokio::task::spawn_blocking(move || running.0.wait_with_output_ref())
+        .await
+        .unwrap();
+    assert!(output.0.success());
+    assert!(output.1.contains("SIGINT received"), "{}", output.1);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn tempfile_dir() -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "warren-bin-test-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    dir.to_string_lossy().into_owned()
+}
+
+trait WaitOutput {
+    fn wait_with_output_ref(&mut self) -> (std::process::ExitStatus, String);
+}
+
+impl WaitOutput for Child {
+    fn wait_with_output_ref(&mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let status = self.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ = stderr.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+}

@@ -1,0 +1,594 @@
+//! Issue item 6: publish, return, consume, cancel, deliver, get, ack/nack/reject/recover,
+//! prefetch, round-robin, redelivery and requeue order.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is the failure report"
+)]
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, BasicRecoverOptions, BasicRejectOptions,
+};
+use lapin::types::{AMQPValue, FieldArray, FieldTable};
+use lapin::{BasicProperties, Channel};
+use warren_codec::frame::FrameType;
+use warren_codec::method::Method;
+use warren_codec::spec::{AMQPClass, basic};
+use warren_e2e::{
+    RawClient, TestBroker, channel, code, connect, consume, declare, err_code, next, no_delivery,
+    raw,
+};
+
+async fn publish(ch: &Channel, queue: &str, body: &[u8]) {
+    ch.basic_publish(
+        "".into(),
+        queue.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn get(ch: &Channel, queue: &str, no_ack: bool) -> Option<lapin::message::BasicGetMessage> {
+    ch.basic_get(queue.into(), BasicGetOptions { no_ack })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn publish_to_a_missing_exchange_closes_the_channel_with_404() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = channel(&broker).await;
+    let _ = ch
+        .basic_publish(
+            "nope".into(),
+            "k".into(),
+            Default::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await;
+    let err = ch.basic_qos(1, Default::default()).await.unwrap_err();
+    assert_eq!(code(&err), Some(404));
+    // The connection is fine.
+    let ch = conn.create_channel().await.unwrap();
+    declare(&ch, "ok").await;
+}
+
+#[tokio::test]
+async fn mandatory_unroutable_is_returned_with_its_content() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::open(broker.addr()).await;
+    let props = warren_codec::properties::encode_properties(
+        &BasicProperties::default()
+            .with_content_type("text/plain".into())
+            .with_message_id("m-1".into()),
+    )
+    .unwrap();
+    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+        exchange: "amq.direct".into(),
+        routing_key: "nobody".into(),
+        mandatory: true,
+        immediate: false,
+    }));
+    let mut frames = raw::method_frame(1, &publish);
+    frames.extend(raw::content_frames(1, &props, b"returned-body"));
+    c.send(&frames).await;
+    let (ch, m) = c.read_method().await.unwrap();
+    assert_eq!(ch, 1);
+    let Method::Other(AMQPClass::Basic(basic::AMQPMethod::Return(r))) = m else {
+        panic!("expected basic.return, got {m:?}");
+    };
+    assert_eq!((r.reply_code, r.reply_text.as_str()), (312, "NO_ROUTE"));
+    assert_eq!(
+        (r.exchange.as_str(), r.routing_key.as_str()),
+        ("amq.direct", "nobody")
+    );
+    let header = c.read_frame().await.unwrap();
+    assert_eq!(header.frame_type, FrameType::Header);
+    assert_eq!(&header.payload[12..], &props[..]);
+    let body = c.read_frame().await.unwrap();
+    assert_eq!(&body.payload[..], b"returned-body");
+}
+
+#[tokio::test]
+async fn large_and_empty_bodies_round_trip() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "sizes").await;
+    let big: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    publish(&ch, "sizes", &big).await;
+    publish(&ch, "sizes", b"").await;
+    let m = get(&ch, "sizes", true).await.unwrap();
+    assert_eq!(m.delivery.data.len(), big.len());
+    assert!(m.delivery.data == big);
+    assert_eq!(m.message_count, 1);
+    let m = get(&ch, "sizes", true).await.unwrap();
+    assert!(m.delivery.data.is_empty());
+    assert!(get(&ch, "sizes", true).await.is_none());
+}
+
+#[tokio::test]
+async fn every_property_and_header_type_passes_through_untouched() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "props").await;
+    let mut headers = FieldTable::default();
+    headers.insert("bool".into(), AMQPValue::Boolean(true));
+    headers.insert("i8".into(), AMQPValue::ShortShortInt(-5));
+    headers.insert("i16".into(), AMQPValue::ShortInt(-300));
+    headers.insert("i32".into(), AMQPValue::LongInt(-70_000));
+    headers.insert("i64".into(), AMQPValue::LongLongInt(-5_000_000_000));
+    headers.insert("f32".into(), AMQPValue::Float(1.5));
+    headers.insert("f64".into(), AMQPValue::Double(2.25));
+    headers.insert("str".into(), AMQPValue::LongString("text".into()));
+    headers.insert("ts".into(), AMQPValue::Timestamp(1_700_000_000));
+    headers.insert("void".into(), AMQPValue::Void);
+    headers.insert("bytes".into(), AMQPValue::ByteArray(vec![1, 2, 3].into()));
+    let mut inner = FieldTable::default();
+    inner.insert("k".into(), AMQPValue::LongString("v".into()));
+    headers.insert("table".into(), AMQPValue::FieldTable(inner));
+    headers.insert(
+        "array".into(),
+        AMQPValue::FieldArray(FieldArray::from(vec![
+            AMQPValue::LongInt(1),
+            AMQPValue::LongString("two".into()),
+        ])),
+    );
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("gzip".into())
+        .with_headers(headers)
+        .with_delivery_mode(2)
+        .with_priority(5)
+        .with_correlation_id("corr".into())
+        .with_reply_to("replies".into())
+        .with_message_id("id-1".into())
+        .with_timestamp(1_700_000_001)
+        .with_type("kind".into())
+        .with_user_id("guest".into())
+        .with_app_id("app".into())
+        .with_cluster_id("cluster".into());
+    ch.basic_publish(
+        "".into(),
+        "props".into(),
+        Default::default(),
+        b"body",
+        props.clone(),
+    )
+    .await
+    .unwrap();
+    let m = get(&ch, "props", true).await.unwrap();
+    assert_eq!(m.delivery.properties, props);
+}
+
+#[tokio::test]
+async fn user_id_must_match_the_login_and_immediate_is_refused() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = channel(&broker).await;
+    declare(&ch, "uid").await;
+    let _ = ch
+        .basic_publish(
+            "".into(),
+            "uid".into(),
+            Default::default(),
+            b"x",
+            BasicProperties::default().with_user_id("mallory".into()),
+        )
+        .await;
+    let err = ch.basic_qos(1, Default::default()).await.unwrap_err();
+    assert_eq!(code(&err), Some(406));
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .basic_publish(
+            "".into(),
+            "uid".into(),
+            BasicPublishOptions {
+                immediate: true,
+                ..Default::default()
+            },
+            b"x",
+            BasicProperties::default(),
+        )
+        .await;
+    let err = ch.basic_qos(1, Default::default()).await.unwrap_err();
+    assert_eq!(code(&err), Some(540));
+}
+
+#[tokio::test]
+async fn consume_with_server_tag_then_cancel() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "c").await;
+    let mut consumer = ch
+        .basic_consume(
+            "c".into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let tag = consumer.tag().to_string();
+    assert!(tag.starts_with("amq.ctag-") && tag.len() == 31, "{tag}");
+    publish(&ch, "c", b"1").await;
+    let d = next(&mut consumer).await;
+    assert_eq!(d.data, b"1");
+    assert!(!d.redelivered);
+    ch.basic_cancel(tag.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    publish(&ch, "c", b"2").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(&ch, "c", true).await.unwrap().delivery.data, b"2");
+}
+
+#[tokio::test]
+async fn exclusive_consumers_shut_others_out() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = channel(&broker).await;
+    declare(&ch, "ex").await;
+    let _first = ch
+        .basic_consume(
+            "ex".into(),
+            "first".into(),
+            BasicConsumeOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let other = conn.create_channel().await.unwrap();
+    let err = other
+        .basic_consume(
+            "ex".into(),
+            "second".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(err_code(err.map(|_| ())), 403);
+    let ch2 = conn.create_channel().await.unwrap();
+    declare(&ch2, "shared").await;
+    let _c = consume(&ch2, "shared", "plain", false).await;
+    let ch3 = conn.create_channel().await.unwrap();
+    let err = ch3
+        .basic_consume(
+            "shared".into(),
+            "greedy".into(),
+            BasicConsumeOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(err_code(err.map(|_| ())), 403);
+}
+
+#[tokio::test]
+async fn duplicate_consumer_tag_is_a_connection_error() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "dup").await;
+    let _a = consume(&ch, "dup", "same", true).await;
+    let err = ch
+        .basic_consume(
+            "dup".into(),
+            "same".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(err_code(err.map(|_| ())), 530);
+}
+
+#[tokio::test]
+async fn get_reports_remaining_count_and_empty() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "g").await;
+    assert!(get(&ch, "g", false).await.is_none());
+    for i in 0..3u8 {
+        publish(&ch, "g", &[i]).await;
+    }
+    let m = get(&ch, "g", false).await.unwrap();
+    assert_eq!(
+        (m.message_count, m.delivery.data.as_slice()),
+        (2, &[0u8][..])
+    );
+    m.delivery.ack(Default::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn round_robin_across_consumers() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "rr").await;
+    let mut a = consume(&ch, "rr", "a", true).await;
+    let mut b = consume(&ch, "rr", "b", true).await;
+    for i in 0..6u8 {
+        publish(&ch, "rr", &[i]).await;
+    }
+    let mut got_a = Vec::new();
+    let mut got_b = Vec::new();
+    for _ in 0..3 {
+        got_a.push(next(&mut a).await.data[0]);
+        got_b.push(next(&mut b).await.data[0]);
+    }
+    assert_eq!(got_a, vec![0, 2, 4]);
+    assert_eq!(got_b, vec![1, 3, 5]);
+}
+
+#[tokio::test]
+async fn prefetch_per_consumer_and_per_channel() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "pf").await;
+    for i in 0..10u8 {
+        publish(&ch, "pf", &[i]).await;
+    }
+    ch.basic_qos(2, BasicQosOptions { global: false })
+        .await
+        .unwrap();
+    let mut c = consume(&ch, "pf", "c", false).await;
+    let first = next(&mut c).await;
+    next(&mut c).await;
+    no_delivery(&mut c, Duration::from_millis(200)).await;
+    first.ack(Default::default()).await.unwrap();
+    next(&mut c).await;
+    no_delivery(&mut c, Duration::from_millis(200)).await;
+
+    // global=true: two consumers on one channel share a limit of 3.
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "g1").await;
+    declare(&ch, "g2").await;
+    for i in 0..5u8 {
+        publish(&ch, "g1", &[i]).await;
+        publish(&ch, "g2", &[i]).await;
+    }
+    ch.basic_qos(3, BasicQosOptions { global: true })
+        .await
+        .unwrap();
+    let mut c1 = consume(&ch, "g1", "c1", false).await;
+    let mut c2 = consume(&ch, "g2", "c2", false).await;
+    let mut seen = 0;
+    let mut held = Vec::new();
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures_lite::StreamExt::next(&mut c1),
+    )
+    .await
+    {
+        seen += 1;
+        held.push(d);
+    }
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures_lite::StreamExt::next(&mut c2),
+    )
+    .await
+    {
+        seen += 1;
+        held.push(d);
+    }
+    assert_eq!(seen, 3);
+    held.pop().unwrap().ack(Default::default()).await.unwrap();
+    let more = tokio::select! {
+        d = futures_lite::StreamExt::next(&mut c1) => d,
+        d = futures_lite::StreamExt::next(&mut c2) => d,
+    };
+    assert!(more.is_some());
+}
+
+#[tokio::test]
+async fn nack_reject_and_recover_requeue_with_redelivered() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "n").await;
+    for i in 0..3u8 {
+        publish(&ch, "n", &[i]).await;
+    }
+    let mut c = consume(&ch, "n", "c", false).await;
+    let d0 = next(&mut c).await;
+    let _d1 = next(&mut c).await;
+    let d2 = next(&mut c).await;
+    // nack(multiple) of the second requeues the first two, in their original order.
+    ch.basic_nack(
+        d2.delivery_tag - 1,
+        BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        },
+    )
+    .await
+    .unwrap();
+    let r0 = next(&mut c).await;
+    let r1 = next(&mut c).await;
+    assert_eq!((r0.data[0], r0.redelivered), (0, true));
+    assert_eq!((r1.data[0], r1.redelivered), (1, true));
+    assert!(d0.delivery_tag < r0.delivery_tag);
+    // reject without requeue drops it.
+    ch.basic_reject(r0.delivery_tag, BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    // recover requeues everything outstanding.
+    ch.basic_recover(BasicRecoverOptions { requeue: true })
+        .await
+        .unwrap();
+    let mut again = [next(&mut c).await, next(&mut c).await];
+    again.sort_by_key(|d| d.data[0]);
+    assert_eq!(
+        again.iter().map(|d| d.data[0]).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(again.iter().all(|d| d.redelivered));
+    ch.basic_ack(0, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
+    no_delivery(&mut c, Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn unknown_or_settled_delivery_tag_is_406() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    declare(&ch, "t").await;
+    publish(&ch, "t", b"x").await;
+    // lapin refuses to send a double ack itself, so speak raw AMQP here.
+    let mut c = RawClient::open(broker.addr()).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: "t".into(),
+            no_ack: false,
+        })),
+    )
+    .await;
+    let (_, m) = c.read_method().await.unwrap();
+    let Method::Other(AMQPClass::Basic(basic::AMQPMethod::GetOk(ok))) = m else {
+        panic!("{m:?}")
+    };
+    let ack = AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+        delivery_tag: ok.delivery_tag,
+        multiple: false,
+    }));
+    c.send_method(1, &ack).await;
+    c.send_method(1, &ack).await;
+    let closed = c.expect_channel_close(1).await;
+    assert_eq!(
+        (closed.code, closed.text.as_str()),
+        (406, "PRECONDITION_FAILED - unknown delivery tag 1")
+    );
+    c.open_channel(1).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Reject(basic::Reject {
+            delivery_tag: 99,
+            requeue: true,
+        })),
+    )
+    .await;
+    let closed = c.expect_channel_close(1).await;
+    assert_eq!(
+        (closed.code, closed.class_id, closed.method_id),
+        (406, 60, 90)
+    );
+    // ack(multiple) with tag 0 and nothing outstanding is fine, as in RabbitMQ.
+    c.open_channel(1).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+            delivery_tag: 0,
+            multiple: true,
+        })),
+    )
+    .await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+            prefetch_count: 1,
+            global: false,
+        })),
+    )
+    .await;
+    let (_, m) = c.read_method().await.unwrap();
+    assert!(
+        matches!(
+            m,
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::QosOk(_)))
+        ),
+        "{m:?}"
+    );
+}
+
+#[tokio::test]
+async fn unacked_messages_return_in_order_when_channel_or_connection_goes() {
+    let broker = TestBroker::start().await;
+    let (_conn, setup) = channel(&broker).await;
+    declare(&setup, "back").await;
+    for i in 0..5u8 {
+        publish(&setup, "back", &[i]).await;
+    }
+    // A channel closes with 3 unacked.
+    let conn = connect(&broker).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(3, Default::default()).await.unwrap();
+    let mut c = consume(&ch, "back", "c", false).await;
+    for _ in 0..3 {
+        next(&mut c).await;
+    }
+    ch.close(200, "bye".into()).await.unwrap();
+    // A connection drops with the next ones unacked.
+    let conn2 = connect(&broker).await;
+    let ch2 = conn2.create_channel().await.unwrap();
+    ch2.basic_qos(1, Default::default()).await.unwrap();
+    let mut c2 = consume(&ch2, "back", "c2", false).await;
+    let d = next(&mut c2).await;
+    assert_eq!((d.data[0], d.redelivered), (0, true));
+    drop(c2);
+    conn2.close(200, "bye".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut order = Vec::new();
+    while let Some(m) = get(&setup, "back", true).await {
+        order.push((m.delivery.data[0], m.delivery.redelivered));
+    }
+    assert_eq!(
+        order,
+        vec![(0, true), (1, true), (2, true), (3, false), (4, false)]
+    );
+}
+
+#[tokio::test]
+async fn consumer_cancel_notification_when_the_queue_is_deleted() {
+    let broker = TestBroker::start().await;
+    let mut watcher = RawClient::open(broker.addr()).await;
+    watcher
+        .send_method(
+            1,
+            &AMQPClass::Queue(warren_codec::spec::queue::AMQPMethod::Declare(
+                warren_codec::spec::queue::Declare {
+                    queue: "doomed".into(),
+                    ..Default::default()
+                },
+            )),
+        )
+        .await;
+    watcher.read_method().await.unwrap();
+    watcher
+        .send_method(
+            1,
+            &AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+                queue: "doomed".into(),
+                consumer_tag: "victim".into(),
+                ..Default::default()
+            })),
+        )
+        .await;
+    watcher.read_method().await.unwrap();
+    let (_conn, ch) = channel(&broker).await;
+    ch.queue_delete("doomed".into(), Default::default())
+        .await
+        .unwrap();
+    let (chan, m) = watcher.read_method().await.unwrap();
+    assert_eq!(chan, 1);
+    let Method::Other(AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel))) = m else {
+        panic!("expected basic.cancel, got {m:?}");
+    };
+    assert_eq!(
+        (cancel.consumer_tag.as_str(), cancel.nowait),
+        ("victim", true)
+    );
+}

@@ -1,0 +1,91 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the failure report"
+)]
+
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+pub use warren_testkit::TestBroker;
+pub use warren_testkit::raw::{self, RawClient};
+
+/// Upper bound for anything a test waits on.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A lapin connection to the test broker.
+pub async fn connect(broker: &TestBroker) -> Connection {
+    Connection::connect(&broker.url(), ConnectionProperties::default())
+        .await
+        .expect("lapin connects")
+}
+
+/// A connection and one channel.
+pub async fn channel(broker: &TestBroker) -> (Connection, Channel) {
+    let conn = connect(broker).await;
+    let ch = conn.create_channel().await.expect("channel opens");
+    (conn, ch)
+}
+
+/// The AMQP reply code carried by a lapin error, if it is a broker exception.
+#[must_use]
+pub fn code(e: &lapin::Error) -> Option<u16> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(err) => Some(err.get_id()),
+        _ => None,
+    }
+}
+
+/// The reply code of a failed lapin operation; panics if it succeeded.
+pub fn err_code<T: std::fmt::Debug>(r: lapin::Result<T>) -> u16 {
+    let e = r.expect_err("the broker refused the operation");
+    code(&e).unwrap_or_else(|| panic!("not a protocol error: {e}"))
+}
+
+/// Declare a non-durable queue with default flags.
+pub async fn declare(ch: &Channel, name: &str) -> lapin::Queue {
+    ch.queue_declare(
+        name.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue declared")
+}
+
+/// Start a consumer.
+pub async fn consume(ch: &Channel, queue: &str, tag: &str, no_ack: bool) -> Consumer {
+    ch.basic_consume(
+        queue.into(),
+        tag.into(),
+        BasicConsumeOptions {
+            no_ack,
+            ..BasicConsumeOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("consumer starts")
+}
+
+/// The next delivery, within [`WAIT`].
+pub async fn next(consumer: &mut Consumer) -> Delivery {
+    tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("a delivery arrives in time")
+        .expect("the consumer is still open")
+        .expect("the delivery is valid")
+}
+
+/// Assert that no delivery arrives within `quiet`.
+pub async fn no_delivery(consumer: &mut Consumer, quiet: Duration) {
+    if let Ok(Some(d)) = tokio::time::timeout(quiet, consumer.next()).await {
+        panic!("unexpected delivery: {d:?}");
+    }
+}
