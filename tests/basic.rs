@@ -19,8 +19,7 @@ use warren_codec::frame::FrameType;
 use warren_codec::method::Method;
 use warren_codec::spec::{AMQPClass, basic};
 use warren_e2e::{
-    RawClient, TestBroker, channel, code, connect, consume, declare, err_code, next, no_delivery,
-    raw,
+    RawClient, TestBroker, channel, connect, consume, declare, err_code, next, no_delivery, raw,
 };
 
 async fn publish(ch: &Channel, queue: &str, body: &[u8]) {
@@ -44,20 +43,28 @@ async fn get(ch: &Channel, queue: &str, no_ack: bool) -> Option<lapin::message::
 #[tokio::test]
 async fn publish_to_a_missing_exchange_closes_the_channel_with_404() {
     let broker = TestBroker::start().await;
-    let (conn, ch) = channel(&broker).await;
-    let _ = ch
-        .basic_publish(
-            "nope".into(),
-            "k".into(),
-            Default::default(),
-            b"x",
-            BasicProperties::default(),
-        )
-        .await;
-    let err = ch.basic_qos(1, Default::default()).await.unwrap_err();
-    assert_eq!(code(&err), Some(404));
-    // The connection is fine.
-    let ch = conn.create_channel().await.unwrap();
+    let closed = warren_e2e::publish_refusal(
+        &broker,
+        basic::Publish {
+            exchange: "nope".into(),
+            routing_key: "k".into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            closed.channel,
+            closed.code,
+            closed.class_id,
+            closed.method_id
+        ),
+        (1, 404, 60, 40)
+    );
+    assert_eq!(closed.text, "NOT_FOUND - no exchange 'nope' in vhost '/'");
+    // Other connections are untouched.
+    let (_conn, ch) = channel(&broker).await;
     declare(&ch, "ok").await;
 }
 
@@ -171,34 +178,54 @@ async fn every_property_and_header_type_passes_through_untouched() {
 #[tokio::test]
 async fn user_id_must_match_the_login_and_immediate_is_refused() {
     let broker = TestBroker::start().await;
-    let (conn, ch) = channel(&broker).await;
-    declare(&ch, "uid").await;
-    let _ = ch
-        .basic_publish(
-            "".into(),
-            "uid".into(),
-            Default::default(),
-            b"x",
-            BasicProperties::default().with_user_id("mallory".into()),
-        )
-        .await;
-    let err = ch.basic_qos(1, Default::default()).await.unwrap_err();
-    assert_eq!(code(&err), Some(406));
-    let ch = conn.create_channel().await.unwrap();
-    let _ = ch
-        .basic_publish(
-            "".into(),
-            "uid".into(),
-            BasicPublishOptions {
-                immediate: true,
-                ..Default::default()
-            },
-            b"x",
-            BasicProperties::default(),
-        )
-        .await;
-    let err = ch.basic_qos(1, Default::default()).await.unwrap_err();
-    assert_eq!(code(&err), Some(540));
+    let props = warren_codec::properties::encode_properties(
+        &BasicProperties::default().with_user_id("mallory".into()),
+    )
+    .unwrap();
+    let closed = warren_e2e::publish_refusal(
+        &broker,
+        basic::Publish {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            ..Default::default()
+        },
+        &props,
+    )
+    .await;
+    assert_eq!(
+        (
+            closed.channel,
+            closed.code,
+            closed.class_id,
+            closed.method_id
+        ),
+        (1, 406, 60, 40)
+    );
+    assert_eq!(
+        closed.text,
+        "PRECONDITION_FAILED - user_id property set to 'mallory' but authenticated user was 'guest'"
+    );
+    let closed = warren_e2e::publish_refusal(
+        &broker,
+        basic::Publish {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            immediate: true,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            closed.channel,
+            closed.code,
+            closed.class_id,
+            closed.method_id
+        ),
+        (0, 540, 60, 40)
+    );
+    assert_eq!(closed.text, "NOT_IMPLEMENTED - immediate=true");
 }
 
 #[tokio::test]

@@ -73,7 +73,7 @@ async fn wrong_protocol_header_gets_ours_back_then_close() {
     for header in [
         &b"AMQP\x00\x00\x08\x00"[..],
         b"HTTP/1.1",
-        b"AMQP\x01\x01\x00\x09",
+        b"AMQP\x01\x01\x08\x00",
     ] {
         let mut c = RawClient::connect(broker.addr()).await;
         c.send(header).await;
@@ -450,4 +450,16 @@ async fn server_closes_a_channel_and_the_rest_of_the_connection_carries_on() {
     warren_e2e::declare(&good, "still-fine").await;
     let again = conn.create_channel().await.unwrap();
     warren_e2e::declare(&again, "still-fine").await;
+}
+
+#[tokio::test]
+async fn the_amqp_0_9_header_is_served_as_0_9_1_like_rabbitmq() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr()).await;
+    c.send(b"AMQP\x01\x01\x00\x09").await;
+    let (_, m) = c.read_method().await.unwrap();
+    assert!(matches!(
+        m,
+        Method::Other(AMQPClass::Connection(connection::AMQPMethod::Start(_)))
+    ));
 }

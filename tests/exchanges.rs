@@ -348,18 +348,30 @@ async fn internal_exchange_refuses_publishes_but_routes_from_exchanges() {
     let mut consumer = consume(&ch, "q", "c", true).await;
     publish(&ch, "amq.fanout", "", b"via e2e").await;
     assert_eq!(next(&mut consumer).await.data, b"via e2e");
-    let pub_ch = conn.create_channel().await.unwrap();
-    let _ = pub_ch
-        .basic_publish(
-            "inner".into(),
-            "".into(),
-            Default::default(),
-            b"direct",
-            BasicProperties::default(),
-        )
-        .await;
-    let err = pub_ch.basic_qos(1, Default::default()).await.unwrap_err();
-    assert_eq!(warren_e2e::code(&err), Some(403));
+    let closed = warren_e2e::publish_refusal(
+        &broker,
+        warren_codec::spec::basic::Publish {
+            exchange: "inner".into(),
+            routing_key: "".into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            closed.channel,
+            closed.code,
+            closed.class_id,
+            closed.method_id
+        ),
+        (1, 403, 60, 40)
+    );
+    assert_eq!(
+        closed.text,
+        "ACCESS_REFUSED - cannot publish to internal exchange 'inner' in vhost '/'"
+    );
+    drop(conn);
 }
 
 #[tokio::test]

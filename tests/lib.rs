@@ -89,3 +89,43 @@ pub async fn no_delivery(consumer: &mut Consumer, quiet: Duration) {
         panic!("unexpected delivery: {d:?}");
     }
 }
+
+/// Publish one message on a raw connection's channel 1 and return how the broker closed
+/// the channel (or the connection) in response. Raw, because a client library may
+/// notice the close before it can report it as a protocol error.
+pub async fn publish_refusal(
+    broker: &TestBroker,
+    publish: warren_codec::spec::basic::Publish,
+    properties: &[u8],
+) -> raw::Closed {
+    use warren_codec::method::Method;
+    use warren_codec::spec::{AMQPClass, basic, channel, connection};
+    let mut c = RawClient::open(broker.addr()).await;
+    let mut frames = raw::method_frame(1, &AMQPClass::Basic(basic::AMQPMethod::Publish(publish)));
+    frames.extend(raw::content_frames(1, properties, b"body"));
+    c.send(&frames).await;
+    loop {
+        let (ch, m) = c.read_method().await.expect("the broker answers");
+        match m {
+            Method::Other(AMQPClass::Channel(channel::AMQPMethod::Close(close))) => {
+                return raw::Closed {
+                    channel: ch,
+                    code: close.reply_code,
+                    text: close.reply_text.to_string(),
+                    class_id: close.class_id,
+                    method_id: close.method_id,
+                };
+            }
+            Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
+                return raw::Closed {
+                    channel: ch,
+                    code: close.reply_code,
+                    text: close.reply_text.to_string(),
+                    class_id: close.class_id,
+                    method_id: close.method_id,
+                };
+            }
+            _ => {}
+        }
+    }
+}

@@ -343,9 +343,7 @@ async fn malformed_input_gets_the_right_close_and_spares_other_connections() {
                 assert_eq!(closed.text, text, "{name}");
             }
             assert!(
-                closed
-                    .text
-                    .starts_with(code_name(want.code)),
+                closed.text.starts_with(code_name(want.code)),
                 "{name}: {}",
                 closed.text
             );

@@ -265,13 +265,27 @@ pub(crate) fn channel_error(text: impl Into<String>) -> AmqpException {
     AmqpException::connection(ReplyCode::ChannelError, text)
 }
 
-/// `505` for a frame of the wrong type on channel 0 (RabbitMQ dumps the octets).
+/// `505` for a frame of the wrong type on channel 0 (RabbitMQ dumps the octets, as
+/// Erlang prints a binary).
 pub(crate) fn unexpected_frame(frame_type: u8, payload: &[u8]) -> AmqpException {
-    let shown: Vec<String> = payload.iter().take(64).map(u8::to_string).collect();
     AmqpException::connection(
         ReplyCode::UnexpectedFrame,
-        format!("type {frame_type}, all octets = <<{}>>", shown.join(",")),
+        format!("type {frame_type}, all octets = {}", erlang_binary(payload)),
     )
+}
+
+/// A binary as Erlang's `~p` prints it: `<<"text">>` when printable, else the octets.
+fn erlang_binary(octets: &[u8]) -> String {
+    let shown = &octets[..octets.len().min(64)];
+    if !shown.is_empty()
+        && shown
+            .iter()
+            .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+    {
+        return format!("<<\"{}\">>", String::from_utf8_lossy(shown));
+    }
+    let list: Vec<String> = shown.iter().map(u8::to_string).collect();
+    format!("<<{}>>", list.join(","))
 }
 
 /// `406` for `x-`arguments given with a wrong value.

@@ -25,7 +25,13 @@ pub fn decode_content_header(mut payload: Bytes) -> Result<ContentHeader, CodecE
         return Err(CodecError::MalformedContentHeader("shorter than 14 octets"));
     }
     let class_id = payload.get_u16();
-    let _weight = payload.get_u16();
+    // RabbitMQ only recognises a frame as a content header when its weight is 0.
+    if payload.get_u16() != 0 {
+        return Err(CodecError::UnexpectedFrame {
+            expected: "content header",
+            got: "content header with a non-zero weight",
+        });
+    }
     let body_size = payload.get_u64();
     Ok(ContentHeader {
         class_id,

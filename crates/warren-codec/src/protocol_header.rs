@@ -12,11 +12,15 @@ pub enum ProtocolHeader {
     Unsupported([u8; 8]),
 }
 
+/// The AMQP 0-9 header (`AMQP 1 1 0 9`), which RabbitMQ accepts and serves as 0-9-1, the
+/// two being the same on the wire for what clients of that era send.
+pub const PROTOCOL_HEADER_0_9: [u8; 8] = *b"AMQP\x01\x01\x00\x09";
+
 /// Classify the first 8 octets of a connection; `None` until 8 octets have arrived.
 #[must_use]
 pub fn parse_protocol_header(buf: &[u8]) -> Option<ProtocolHeader> {
     let head: [u8; 8] = buf.get(..8)?.try_into().ok()?;
-    Some(if head == PROTOCOL_HEADER {
+    Some(if head == PROTOCOL_HEADER || head == PROTOCOL_HEADER_0_9 {
         ProtocolHeader::Amqp091
     } else {
         ProtocolHeader::Unsupported(head)
@@ -34,8 +38,12 @@ mod tests {
             parse_protocol_header(b"AMQP\x00\x00\x09\x01rest"),
             Some(ProtocolHeader::Amqp091)
         );
-        assert!(matches!(
+        assert_eq!(
             parse_protocol_header(b"AMQP\x01\x01\x00\x09"),
+            Some(ProtocolHeader::Amqp091)
+        );
+        assert!(matches!(
+            parse_protocol_header(b"AMQP\x01\x01\x08\x00"),
             Some(ProtocolHeader::Unsupported(_))
         ));
         assert!(matches!(

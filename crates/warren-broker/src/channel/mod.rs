@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use warren_codec::content::ContentAssembly;
-use warren_codec::method::{BasicPublish, Method};
+use warren_codec::method::{BasicPublish, Method, MethodId};
 use warren_codec::spec::{
     AMQPClass, access, basic as b, channel as c, confirm as cf, exchange as x, queue as q, tx,
 };
@@ -25,6 +25,9 @@ use crate::queue::{QueueCmd, QueueRef};
 use confirm::Confirms;
 use publish::Transaction;
 use unacked::Unacked;
+
+/// The method a completed message is reported against in exceptions.
+const PUBLISH: MethodId = MethodId::new(60, 40);
 
 /// Open, or closed by us and waiting for the client's `close-ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +166,10 @@ impl Channel {
     /// A content body frame.
     pub(crate) async fn on_body(&mut self, s: &mut Session, payload: Bytes) -> AmqpResult {
         match self.content.body(payload)? {
-            Some(content) => self.publish_content(s, content).await,
+            Some(content) => self
+                .publish_content(s, content)
+                .await
+                .map_err(|e| e.during(PUBLISH)),
             None => Ok(()),
         }
     }
