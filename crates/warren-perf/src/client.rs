@@ -179,6 +179,19 @@ impl Client {
             .await
     }
 
+    pub async fn delete_queue(&mut self, name: &str) -> io::Result<()> {
+        self.send(
+            1,
+            &AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+                queue: name.into(),
+                ..Default::default()
+            })),
+        )
+        .await?;
+        self.expect(|m| matches!(m, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(_))))
+            .await
+    }
+
     pub async fn qos(&mut self, prefetch: u16) -> io::Result<()> {
         self.send(
             1,

@@ -162,6 +162,8 @@ async fn run(args: Args) -> Res<()> {
     for t in tasks {
         t.abort();
     }
+    // Leave nothing behind on the broker.
+    setup.delete_queue(&args.queue).await?;
     let per_msg = |cpu: f64| {
         if consumed > 0 {
             cpu / consumed as f64 * 1e6

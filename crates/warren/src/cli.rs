@@ -27,6 +27,18 @@ pub(crate) struct Cli {
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log_level: String,
 
+    /// The user created at start.
+    #[arg(long, env = "WARREN_DEFAULT_USER", default_value = "guest")]
+    pub default_user: String,
+
+    /// That user's password.
+    #[arg(long, env = "WARREN_DEFAULT_PASS", default_value = "guest", hide_env_values = true)]
+    pub default_pass: String,
+
+    /// Users who may only log in over loopback, comma-separated; empty for none.
+    #[arg(long, env = "WARREN_LOOPBACK_USERS", default_value = "guest", value_delimiter = ',')]
+    pub loopback_users: Vec<String>,
+
     /// Heartbeat interval offered to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,

@@ -9,7 +9,7 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
-use warren_broker::{Broker, Config};
+use warren_broker::{Broker, Config, User};
 
 use cli::Cli;
 
@@ -43,6 +43,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     let mut config = Config::new(cli.data_dir.clone());
     config.heartbeat = cli.heartbeat;
+    config.users = vec![User {
+        name: cli.default_user.clone(),
+        password: cli.default_pass.clone(),
+    }];
+    config.loopback_users = cli.loopback_users.iter().filter(|u| !u.is_empty()).cloned().collect();
     let broker = match Broker::new(config) {
         Ok(b) => b,
         Err(e) => {
