@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use smallvec::SmallVec;
 use warren_codec::ReplyCode;
 use warren_codec::types::{AMQPValue, FieldTable};
-use warren_router::{Dest, ExchangeFlags, ExchangeKind, HeaderSource, RouteInput, Topology};
+use warren_router::{Dest, ExchangeFlags, ExchangeKind, MessageSource, RouteInput, Topology};
 
 use crate::Config;
 use crate::error::{
@@ -378,7 +378,7 @@ impl VHost {
         exchange: &str,
         routing_key: &[u8],
         extra_keys: &[Bytes],
-        headers: &dyn HeaderSource,
+        message: &dyn MessageSource,
         out: &mut Targets,
     ) -> AmqpResult {
         let topology = self.topology.read();
@@ -396,7 +396,7 @@ impl VHost {
             exchange,
             routing_key,
             extra_keys,
-            headers,
+            message,
         };
         topology
             .route(&input, out)

@@ -71,7 +71,7 @@ fn route(c: &mut Criterion) {
                         exchange: "x",
                         routing_key: key.as_bytes(),
                         extra_keys: &[],
-                        headers: &headers,
+                        message: &headers,
                     };
                     t.route(&input, &mut out).unwrap();
                     black_box(out.len())

@@ -50,12 +50,26 @@ pub struct Exchange<Q> {
 }
 
 impl<Q: Clone + Eq + Hash> Exchange<Q> {
+    /// The default exchange: direct, with no arguments to validate.
+    pub(crate) fn direct_default(name: Arc<str>, flags: ExchangeFlags) -> Self {
+        Self {
+            name,
+            kind: ExchangeKind::Direct,
+            flags,
+            arguments: FieldTable::default(),
+            alternate: None,
+            bindings: HashMap::new(),
+            binding_count: 0,
+            index: Index::Direct(HashMap::new()),
+        }
+    }
+
     pub(crate) fn new(
         name: Arc<str>,
         kind: ExchangeKind,
         flags: ExchangeFlags,
         arguments: FieldTable,
-    ) -> Self {
+    ) -> Result<Self, RouteError> {
         let alternate = match arguments.inner().get("alternate-exchange") {
             Some(AMQPValue::LongString(s)) => {
                 Some(Arc::from(String::from_utf8_lossy(s.as_bytes()).as_ref()))
@@ -63,7 +77,8 @@ impl<Q: Clone + Eq + Hash> Exchange<Q> {
             Some(AMQPValue::ShortString(s)) => Some(Arc::from(s.as_str())),
             _ => None,
         };
-        Self {
+        let index = Index::new(kind, &arguments)?;
+        Ok(Self {
             name,
             kind,
             flags,
@@ -71,8 +86,8 @@ impl<Q: Clone + Eq + Hash> Exchange<Q> {
             alternate,
             bindings: HashMap::new(),
             binding_count: 0,
-            index: Index::new(kind),
-        }
+            index,
+        })
     }
 
     /// The exchange's name.
@@ -138,7 +153,7 @@ impl<Q: Clone + Eq + Hash> Exchange<Q> {
         key: Bytes,
         arguments: FieldTable,
     ) -> Result<bool, RouteError> {
-        self.index.validate(&arguments)?;
+        self.index.validate(&key, &arguments)?;
         let tables = self
             .bindings
             .entry(dest.clone())

@@ -8,8 +8,9 @@ use amq_protocol::types::FieldTable;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use crate::consistent_hash::{ConsistentHash, weight};
 use crate::headers::HeadersPattern;
-use crate::{Dest, ExchangeKind, RouteError, TopicTrie};
+use crate::{Dest, ExchangeKind, MessageSource, RouteError, TopicTrie};
 
 /// Destinations with how many bindings lead to each.
 type Counted<Q> = SmallVec<[(Dest<Q>, u32); 1]>;
@@ -28,6 +29,7 @@ pub(crate) enum Index<Q> {
     Fanout(Vec<(Dest<Q>, u32)>),
     Topic(TopicTrie<Dest<Q>>),
     Headers(Vec<HeadersEntry<Q>>),
+    ConsistentHash(ConsistentHash<Q>),
 }
 
 /// Remove one binding's count from `list`; false if `dest` was not there.
@@ -46,19 +48,24 @@ fn count_out<Q: Eq, A: smallvec::Array<Item = (Dest<Q>, u32)>>(
 }
 
 impl<Q: Clone + Eq + Hash> Index<Q> {
-    pub(crate) fn new(kind: ExchangeKind) -> Self {
-        match kind {
+    /// An empty index; the exchange's arguments are checked where the type uses them.
+    pub(crate) fn new(kind: ExchangeKind, exchange_args: &FieldTable) -> Result<Self, RouteError> {
+        Ok(match kind {
             ExchangeKind::Direct => Self::Direct(HashMap::new()),
             ExchangeKind::Fanout => Self::Fanout(Vec::new()),
             ExchangeKind::Topic => Self::Topic(TopicTrie::default()),
             ExchangeKind::Headers => Self::Headers(Vec::new()),
-        }
+            ExchangeKind::ConsistentHash => {
+                Self::ConsistentHash(ConsistentHash::new(exchange_args)?)
+            }
+        })
     }
 
-    /// Check that a binding's arguments suit this index, before anything is changed.
-    pub(crate) fn validate(&self, arguments: &FieldTable) -> Result<(), RouteError> {
+    /// Check that a binding's key and arguments suit this index, before anything changes.
+    pub(crate) fn validate(&self, key: &[u8], arguments: &FieldTable) -> Result<(), RouteError> {
         match self {
             Self::Headers(_) => HeadersPattern::new(arguments).map(|_| ()),
+            Self::ConsistentHash(_) => weight(key).map(|_| ()),
             Self::Direct(_) | Self::Fanout(_) | Self::Topic(_) => Ok(()),
         }
     }
@@ -86,6 +93,7 @@ impl<Q: Clone + Eq + Hash> Index<Q> {
                 }
             }
             Self::Topic(trie) => trie.insert(key, dest),
+            Self::ConsistentHash(ch) => ch.add(dest, key)?,
             Self::Headers(entries) => entries.push(HeadersEntry {
                 pattern: HeadersPattern::new(arguments)?,
                 dest,
@@ -117,6 +125,7 @@ impl<Q: Clone + Eq + Hash> Index<Q> {
             Self::Topic(trie) => {
                 trie.remove(key, dest);
             }
+            Self::ConsistentHash(ch) => ch.remove(dest, key),
             Self::Headers(entries) => {
                 if let Some(pos) = entries.iter().position(|e| {
                     e.dest == *dest && e.routing_key == *key && e.arguments == *arguments
@@ -127,13 +136,14 @@ impl<Q: Clone + Eq + Hash> Index<Q> {
         }
     }
 
-    /// Emit every destination `key` (or `headers`) reaches. Fanout and headers ignore the
-    /// key, so they only answer for the first key of a delivery (`first_key`).
+    /// Emit every destination `key` (or the message's headers) reaches. Fanout, headers
+    /// and consistent-hash exchanges use only the first key of a delivery (`first_key`),
+    /// as RabbitMQ does.
     pub(crate) fn route<'a>(
         &'a self,
         key: &[u8],
         first_key: bool,
-        headers: &mut dyn FnMut() -> Option<&'a FieldTable>,
+        message: &dyn MessageSource,
         emit: &mut dyn FnMut(&'a Dest<Q>),
     ) {
         match self {
@@ -144,14 +154,15 @@ impl<Q: Clone + Eq + Hash> Index<Q> {
             }
             Self::Fanout(list) if first_key => list.iter().for_each(|(d, _)| emit(d)),
             Self::Topic(trie) => trie.route(key, &mut *emit),
+            Self::ConsistentHash(ch) if first_key => ch.route(key, message, emit),
             Self::Headers(entries) if first_key => {
-                let headers = headers();
+                let headers = message.headers();
                 entries
                     .iter()
                     .filter(|e| e.pattern.matches(headers))
                     .for_each(|e| emit(&e.dest));
             }
-            Self::Fanout(_) | Self::Headers(_) => {}
+            Self::Fanout(_) | Self::Headers(_) | Self::ConsistentHash(_) => {}
         }
     }
 }

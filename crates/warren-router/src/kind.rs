@@ -11,6 +11,8 @@ pub enum ExchangeKind {
     Topic,
     /// Message headers against binding arguments (`x-match`).
     Headers,
+    /// One destination per message, by consistent hashing (`x-consistent-hash`).
+    ConsistentHash,
 }
 
 impl ExchangeKind {
@@ -22,6 +24,7 @@ impl ExchangeKind {
             "fanout" => Self::Fanout,
             "topic" => Self::Topic,
             "headers" => Self::Headers,
+            "x-consistent-hash" => Self::ConsistentHash,
             _ => return None,
         })
     }
@@ -34,6 +37,7 @@ impl ExchangeKind {
             Self::Fanout => "fanout",
             Self::Topic => "topic",
             Self::Headers => "headers",
+            Self::ConsistentHash => "x-consistent-hash",
         }
     }
 }

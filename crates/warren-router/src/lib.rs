@@ -5,12 +5,14 @@
 //! and headers into the set of destination queues. Routing follows RabbitMQ: direct and
 //! fanout tables, a topic trie with dedicated `*` and `#` slots, headers matching with
 //! RabbitMQ's typing rules, exchange-to-exchange chains with a visited set, and alternate
-//! exchanges for what an exchange cannot route.
+//! exchanges for what an exchange cannot route, and the consistent-hash exchange of
+//! RabbitMQ's plugin.
 //!
 //! Must not know: sockets, tokio, queue contents or storage. It is synchronous and generic
 //! over the queue handle `Q`, so the broker can route straight to its queue handles and
 //! tests can route to plain strings.
 
+mod consistent_hash;
 mod dest;
 mod error;
 mod exchange;
@@ -20,13 +22,14 @@ mod kind;
 mod topic;
 mod topology;
 
+pub use consistent_hash::Property;
 pub use dest::Dest;
 pub use error::RouteError;
 pub use exchange::{Binding, Exchange, ExchangeFlags};
 pub use headers::{HeadersMatch, erlang_equal, erlang_term, erlang_type_name, headers_match};
 pub use kind::ExchangeKind;
 pub use topic::{TopicTrie, split_topic_key};
-pub use topology::{DEFAULT_EXCHANGE, HeaderSource, RouteInput, Routed, Topology};
+pub use topology::{DEFAULT_EXCHANGE, MessageSource, RouteInput, Routed, Topology};
 
 pub use amq_protocol::types::{AMQPValue, FieldTable};
 

@@ -22,18 +22,25 @@ pub struct RouteInput<'a> {
     pub routing_key: &'a [u8],
     /// Further routing keys (the `CC` and `BCC` headers).
     pub extra_keys: &'a [Bytes],
-    /// The message's headers, for headers exchanges; only asked for when one is reached.
-    pub headers: &'a dyn HeaderSource,
+    /// The message's headers and properties, asked for only by the exchange types that
+    /// use them.
+    pub message: &'a dyn MessageSource,
 }
 
-/// Gives a message's headers on demand, so a publish that never meets a headers exchange
-/// never decodes them.
-pub trait HeaderSource: std::fmt::Debug {
+/// Gives a message's headers and properties on demand, so a publish that never meets a
+/// headers or consistent-hash exchange never decodes them.
+pub trait MessageSource: std::fmt::Debug {
     /// The headers table, if the message has one.
     fn headers(&self) -> Option<&FieldTable>;
+
+    /// A property a consistent-hash exchange may hash on, as octets (the timestamp as
+    /// its decimal digits).
+    fn property(&self, _property: crate::consistent_hash::Property) -> Option<Vec<u8>> {
+        None
+    }
 }
 
-impl HeaderSource for Option<FieldTable> {
+impl MessageSource for Option<FieldTable> {
     fn headers(&self) -> Option<&FieldTable> {
         self.as_ref()
     }
@@ -71,10 +78,7 @@ impl<Q: Clone + Eq + Hash> Topology<Q> {
             durable: true,
             ..ExchangeFlags::default()
         };
-        exchanges.insert(
-            name.clone(),
-            Exchange::new(name, ExchangeKind::Direct, flags, FieldTable::default()),
-        );
+        exchanges.insert(name.clone(), Exchange::direct_default(name, flags));
         Self {
             exchanges,
             queues: HashMap::new(),
@@ -115,8 +119,8 @@ impl<Q: Clone + Eq + Hash> Topology<Q> {
         if self.exchanges.contains_key(&name) {
             return Err(RouteError::ExchangeExists(name.to_string()));
         }
-        self.exchanges
-            .insert(name.clone(), Exchange::new(name, kind, flags, arguments));
+        let exchange = Exchange::new(name.clone(), kind, flags, arguments)?;
+        self.exchanges.insert(name, exchange);
         Ok(())
     }
 
@@ -233,7 +237,6 @@ impl<Q: Clone + Eq + Hash> Topology<Q> {
         let mut seen: SmallVec<[&str; 4]> = SmallVec::new();
         work.push(start);
         seen.push(start.name());
-        let mut headers = || input.headers.headers();
         while let Some(exchange) = work.pop() {
             let mut reached_any = false;
             let keys =
@@ -241,7 +244,7 @@ impl<Q: Clone + Eq + Hash> Topology<Q> {
             for (i, key) in keys.enumerate() {
                 exchange
                     .index()
-                    .route(key, i == 0, &mut headers, &mut |dest| {
+                    .route(key, i == 0, input.message, &mut |dest| {
                         reached_any = true;
                         match dest {
                             Dest::Queue(q) => collector.push(q),

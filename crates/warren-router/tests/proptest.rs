@@ -73,7 +73,7 @@ proptest! {
         }
         let mut out: SmallVec<[usize; 4]> = SmallVec::new();
         let none: Option<FieldTable> = None;
-        t.route(&RouteInput { exchange: "t", routing_key: key.as_bytes(), extra_keys: &[], headers: &none }, &mut out).unwrap();
+        t.route(&RouteInput { exchange: "t", routing_key: key.as_bytes(), extra_keys: &[], message: &none }, &mut out).unwrap();
         let mut got = out.to_vec();
         got.sort_unstable();
         let expected: Vec<usize> = patterns
@@ -104,7 +104,7 @@ proptest! {
         }
         let mut out: SmallVec<[usize; 4]> = SmallVec::new();
         let none: Option<FieldTable> = None;
-        t.route(&RouteInput { exchange: "t", routing_key: key.as_bytes(), extra_keys: &[], headers: &none }, &mut out).unwrap();
+        t.route(&RouteInput { exchange: "t", routing_key: key.as_bytes(), extra_keys: &[], message: &none }, &mut out).unwrap();
         let mut got = out.to_vec();
         got.sort_unstable();
         let expected: Vec<usize> = patterns

@@ -76,7 +76,7 @@ fn route_keys(
             exchange: x,
             routing_key: key.as_bytes(),
             extra_keys: &extra,
-            headers: &headers,
+            message: &headers,
         },
         &mut out,
     )

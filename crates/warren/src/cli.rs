@@ -32,11 +32,21 @@ pub(crate) struct Cli {
     pub default_user: String,
 
     /// That user's password.
-    #[arg(long, env = "WARREN_DEFAULT_PASS", default_value = "guest", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WARREN_DEFAULT_PASS",
+        default_value = "guest",
+        hide_env_values = true
+    )]
     pub default_pass: String,
 
     /// Users who may only log in over loopback, comma-separated; empty for none.
-    #[arg(long, env = "WARREN_LOOPBACK_USERS", default_value = "guest", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "WARREN_LOOPBACK_USERS",
+        default_value = "guest",
+        value_delimiter = ','
+    )]
     pub loopback_users: Vec<String>,
 
     /// Heartbeat interval offered to clients, in seconds (0 disables).

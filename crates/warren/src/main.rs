@@ -47,7 +47,12 @@ async fn run(cli: Cli) -> ExitCode {
         name: cli.default_user.clone(),
         password: cli.default_pass.clone(),
     }];
-    config.loopback_users = cli.loopback_users.iter().filter(|u| !u.is_empty()).cloned().collect();
+    config.loopback_users = cli
+        .loopback_users
+        .iter()
+        .filter(|u| !u.is_empty())
+        .cloned()
+        .collect();
     let broker = match Broker::new(config) {
         Ok(b) => b,
         Err(e) => {

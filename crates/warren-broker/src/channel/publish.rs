@@ -12,7 +12,7 @@ use warren_codec::properties::{Span, decode_properties, encode_properties, scan_
 use warren_codec::spec::{AMQPClass, confirm, tx};
 use warren_codec::table::decode_field_table;
 use warren_codec::types::{AMQPValue, FieldTable};
-use warren_router::HeaderSource;
+use warren_router::{MessageSource, Property};
 use warren_store::{Message, MessageRef};
 
 use super::Channel;
@@ -39,15 +39,16 @@ struct HeldPublish {
     mandatory: bool,
 }
 
-/// A message's headers, decoded at most once and only if routing needs them.
+/// A message's headers and properties for routing, decoded at most once and only if an
+/// exchange on the route needs them.
 #[derive(Debug)]
-struct LazyHeaders<'a> {
+struct LazyMessage<'a> {
     raw: &'a [u8],
     span: Option<Span>,
     table: OnceCell<Option<FieldTable>>,
 }
 
-impl HeaderSource for LazyHeaders<'_> {
+impl MessageSource for LazyMessage<'_> {
     fn headers(&self) -> Option<&FieldTable> {
         self.table
             .get_or_init(|| {
@@ -55,6 +56,21 @@ impl HeaderSource for LazyHeaders<'_> {
                     .and_then(|span| decode_field_table(span.of(self.raw)).ok())
             })
             .as_ref()
+    }
+
+    fn property(&self, property: Property) -> Option<Vec<u8>> {
+        let props = decode_properties(self.raw).ok()?;
+        match property {
+            Property::CorrelationId => props
+                .correlation_id()
+                .as_ref()
+                .map(|v| v.as_str().as_bytes().to_vec()),
+            Property::MessageId => props
+                .message_id()
+                .as_ref()
+                .map(|v| v.as_str().as_bytes().to_vec()),
+            Property::Timestamp => props.timestamp().map(|t| t.to_string().into_bytes()),
+        }
     }
 }
 
@@ -135,7 +151,7 @@ impl Channel {
         let mut targets = Targets::new();
         let strip_bcc;
         {
-            let headers = LazyHeaders {
+            let headers = LazyMessage {
                 raw: &properties,
                 span: summary.headers,
                 table: OnceCell::new(),
@@ -214,7 +230,7 @@ impl Channel {
 
     pub(crate) fn flush_confirms(&mut self, s: &mut Session) {
         if let Some(confirms) = &mut self.confirms {
-            confirms.flush(s, self.id);
+            confirms.flush(&mut s.out, self.id);
         }
     }
 
