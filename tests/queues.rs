@@ -220,11 +220,11 @@ async fn invalid_and_unsupported_arguments_are_refused() {
         err_code(ch.queue_declare("a".into(), Default::default(), args).await),
         406
     );
-    // Valid but not implemented yet: refused with 540 on the connection, not ignored.
+    // Quorum and stream queues are refused with 540 on the connection, not ignored.
     let conn2 = connect(&broker).await;
     let ch = conn2.create_channel().await.unwrap();
     let mut args = FieldTable::default();
-    args.insert("x-message-ttl".into(), AMQPValue::LongInt(1000));
+    args.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
     assert_eq!(
         err_code(ch.queue_declare("a".into(), Default::default(), args).await),
         540

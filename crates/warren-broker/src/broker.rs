@@ -19,6 +19,18 @@ pub struct Broker {
     vhosts: DashMap<String, Arc<VHost>>,
     next_connection_id: AtomicU64,
     next_consumer_id: AtomicU64,
+    /// Direct reply-to consumers by token (the part after `amq.rabbitmq.reply-to.`).
+    /// A concurrent map because any channel may publish a reply while channels on other
+    /// connections register and leave.
+    reply_consumers: DashMap<String, ReplyTarget>,
+}
+
+/// Where a direct reply-to reply goes: a consumer on a channel, not a queue.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplyTarget {
+    pub tx: tokio::sync::mpsc::UnboundedSender<crate::connection::Outbound>,
+    pub channel: u16,
+    pub consumer_tag: Arc<str>,
 }
 
 impl Broker {
@@ -34,6 +46,7 @@ impl Broker {
             vhosts,
             next_connection_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
+            reply_consumers: DashMap::new(),
         }))
     }
 
@@ -51,6 +64,19 @@ impl Broker {
 
     pub(crate) fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register_reply_consumer(&self, token: String, target: ReplyTarget) {
+        self.reply_consumers.insert(token, target);
+    }
+
+    pub(crate) fn unregister_reply_consumer(&self, token: &str) {
+        self.reply_consumers.remove(token);
+    }
+
+    /// The consumer a reply routed to `amq.rabbitmq.reply-to.<token>` goes to.
+    pub(crate) fn reply_consumer(&self, token: &str) -> Option<ReplyTarget> {
+        self.reply_consumers.get(token).map(|t| t.value().clone())
     }
 
     pub(crate) fn next_consumer_id(&self) -> u64 {

@@ -39,6 +39,9 @@ pub struct Config {
     pub queue_command_capacity: usize,
     /// Deliveries on their way to one connection's socket before queues hold off.
     pub connection_delivery_window: u32,
+    /// How long a delivery may stay unacknowledged before its channel is closed
+    /// (RabbitMQ's `consumer_timeout`; `None` disables it).
+    pub consumer_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             loopback_users: vec!["guest".into()],
             queue_command_capacity: 4096,
             connection_delivery_window: 2048,
+            consumer_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }

@@ -29,20 +29,74 @@ const EQUIVALENCE_KEYS: [&str; 18] = [
     "x-queue-leader-locator",
 ];
 
-/// Arguments whose behaviour Warren does not implement yet: declaring them is refused
-/// rather than accepted and ignored.
-const NOT_YET: [&str; 10] = [
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-max-priority",
-    "x-single-active-consumer",
-    "x-delivery-limit",
-];
+/// What a queue's `x-` arguments ask for, parsed once at declaration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct QueueConfig {
+    /// `x-message-ttl`, in milliseconds.
+    pub message_ttl: Option<u64>,
+    /// `x-expires`: delete the queue after this many unused milliseconds.
+    pub expires: Option<u64>,
+    /// `x-max-length`: ready messages.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes`: ready body octets.
+    pub max_length_bytes: Option<u64>,
+    /// `x-overflow`.
+    pub overflow: Overflow,
+    /// `x-dead-letter-exchange`.
+    pub dead_letter_exchange: Option<String>,
+    /// `x-dead-letter-routing-key`.
+    pub dead_letter_routing_key: Option<String>,
+    /// `x-max-priority`.
+    pub max_priority: Option<u8>,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
+    /// `x-delivery-limit`: redeliveries allowed before the message is dead-lettered.
+    pub delivery_limit: Option<u64>,
+    /// `x-consumer-timeout`, in milliseconds.
+    pub consumer_timeout: Option<u64>,
+}
+
+/// What happens when a length limit is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// Drop (dead-letter) the oldest ready message.
+    #[default]
+    DropHead,
+    /// Refuse the new message (nack in confirm mode).
+    RejectPublish,
+    /// Refuse the new message and dead-letter it.
+    RejectPublishDlx,
+}
+
+impl QueueConfig {
+    /// True when a publish to this queue may be refused, so publisher confirms must wait
+    /// for the queue's verdict.
+    pub(crate) fn may_refuse(&self) -> bool {
+        self.overflow != Overflow::DropHead && (self.max_length.is_some() || self.max_length_bytes.is_some())
+    }
+
+    fn from_arguments(args: &FieldTable) -> Self {
+        let int = |k: &str| args.inner().get(k).and_then(integer).and_then(|n| u64::try_from(n).ok());
+        let text = |k: &str| args.inner().get(k).and_then(long_string);
+        Self {
+            message_ttl: int("x-message-ttl"),
+            expires: int("x-expires"),
+            max_length: int("x-max-length"),
+            max_length_bytes: int("x-max-length-bytes"),
+            overflow: match text("x-overflow").as_deref() {
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+                _ => Overflow::DropHead,
+            },
+            dead_letter_exchange: text("x-dead-letter-exchange"),
+            dead_letter_routing_key: text("x-dead-letter-routing-key"),
+            max_priority: int("x-max-priority").map(|p| u8::try_from(p).unwrap_or(u8::MAX)),
+            single_active_consumer: matches!(args.inner().get("x-single-active-consumer"), Some(AMQPValue::Boolean(true))),
+            delivery_limit: int("x-delivery-limit"),
+            consumer_timeout: int("x-consumer-timeout"),
+        }
+    }
+}
 
 fn integer(v: &AMQPValue) -> Option<i64> {
     use AMQPValue as V;
@@ -65,35 +119,39 @@ fn long_string(v: &AMQPValue) -> Option<String> {
     }
 }
 
+/// RabbitMQ's largest TTL or expiry: ten years, in milliseconds.
+const MAX_EXPIRY: i64 = 315_360_000_000;
+
 /// Check each argument RabbitMQ checks; `Err` carries RabbitMQ's reason text.
 fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), String> {
     let expected = |what: &str| format!("\"expected {what}, got {}\"", erlang_type_name(value));
+    let unacceptable = || format!("{{unacceptable_type,{}}}", erlang_type_name(value));
     let int = || integer(value).ok_or_else(|| expected("integer"));
+    let non_negative = |n: i64| if n < 0 { Err(format!("{{value_negative,{n}}}")) } else { Ok(()) };
+    let expiry = |n: i64| if n > MAX_EXPIRY { Err(format!("{{value_too_large,{n}}}")) } else { Ok(()) };
     match key {
-        "x-expires" => match int()? {
-            0 => Err("{value_zero,0}".into()),
-            n if n < 0 => Err(format!("{{value_negative,{n}}}")),
-            _ => Ok(()),
-        },
-        "x-message-ttl"
-        | "x-max-length"
-        | "x-max-length-bytes"
-        | "x-max-in-memory-length"
-        | "x-max-in-memory-bytes"
-        | "x-delivery-limit" => match int()? {
-            n if n < 0 => Err(format!("{{value_negative,{n}}}")),
-            _ => Ok(()),
-        },
+        "x-expires" => {
+            let n = int()?;
+            if n == 0 {
+                return Err("{value_zero,0}".into());
+            }
+            non_negative(n)?;
+            expiry(n)
+        }
+        "x-message-ttl" => {
+            let n = int()?;
+            non_negative(n)?;
+            expiry(n)
+        }
+        "x-max-length" | "x-max-length-bytes" | "x-max-in-memory-length" | "x-max-in-memory-bytes"
+        | "x-delivery-limit" | "x-consumer-timeout" => non_negative(int()?),
         "x-max-priority" => match int()? {
             n if n < 0 => Err(format!("{{value_negative,{n}}}")),
             n if n > 255 => Err(format!("{{max_value_exceeded,{n}}}")),
             _ => Ok(()),
         },
-        "x-dead-letter-exchange" => long_string(value)
-            .map(|_| ())
-            .ok_or_else(|| expected("longstr")),
         "x-dead-letter-routing-key" => {
-            long_string(value).ok_or_else(|| expected("longstr"))?;
+            long_string(value).ok_or_else(unacceptable)?;
             if all.inner().contains_key("x-dead-letter-exchange") {
                 Ok(())
             } else {
@@ -102,48 +160,65 @@ fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), Strin
         }
         "x-overflow" => match long_string(value).as_deref() {
             Some("drop-head" | "reject-publish" | "reject-publish-dlx") => Ok(()),
-            _ => Err("invalid_overflow".into()),
+            Some(_) => Err("invalid_overflow".into()),
+            None => Err(unacceptable()),
         },
         "x-queue-mode" => match long_string(value).as_deref() {
             Some("default" | "lazy") => Ok(()),
             Some(other) => Err(format!("\"unsupported queue mode '{other}'\"")),
-            None => Err(expected("longstr")),
+            None => Err(unacceptable()),
         },
         "x-single-active-consumer" => match value {
             AMQPValue::Boolean(_) => Ok(()),
-            _ => Err(expected("bool")),
+            _ => Err(unacceptable()),
         },
         "x-queue-type" => match long_string(value).as_deref() {
             Some("classic" | "quorum" | "stream") => Ok(()),
             Some(other) => Err(format!("\"unsupported queue type '{other}'\"")),
-            None => Err(expected("longstr")),
+            None => Err(unacceptable()),
         },
         _ => Ok(()),
     }
 }
 
-/// Validate a new queue's arguments: RabbitMQ's checks first (406), then what Warren
-/// cannot honour yet (540).
-pub(crate) fn validate(queue: &str, vhost: &str, args: &FieldTable) -> Result<(), AmqpException> {
-    for (key, value) in args.inner() {
-        check_one(key.as_str(), value, args)
-            .map_err(|why| invalid_arg(key.as_str(), queue, vhost, &why))?;
+/// Validate a new queue's arguments as RabbitMQ does (406 with its texts) and parse
+/// them. Quorum and stream queues are refused with 540: Warren offers classic queues.
+pub(crate) fn validate(queue: &str, vhost: &str, args: &FieldTable) -> Result<QueueConfig, AmqpException> {
+    if let Some(dlx) = args.inner().get("x-dead-letter-exchange")
+        && long_string(dlx).is_none()
+    {
+        return Err(crate::error::precondition(format!(
+            "invalid type '{}' for arg 'x-dead-letter-exchange' in queue '{queue}' in vhost '{vhost}'",
+            erlang_type_name(dlx)
+        )));
     }
     for (key, value) in args.inner() {
-        let key = key.as_str();
-        if NOT_YET.contains(&key) {
-            return Err(not_implemented(format!(
-                "queue argument '{key}' is not supported yet"
-            )));
-        }
-        if key == "x-queue-type" && long_string(value).as_deref() != Some("classic") {
-            return Err(not_implemented(format!(
-                "queue type '{}' is not supported; Warren offers classic queues",
-                erlang_term(value)
-            )));
-        }
+        check_one(key.as_str(), value, args).map_err(|why| invalid_arg(key.as_str(), queue, vhost, &why))?;
     }
-    Ok(())
+    if let Some(value) = args.inner().get("x-queue-type")
+        && long_string(value).as_deref() != Some("classic")
+    {
+        return Err(not_implemented(format!(
+            "queue type '{}' is not supported; Warren offers classic queues",
+            erlang_term(value)
+        )));
+    }
+    Ok(QueueConfig::from_arguments(args))
+}
+
+/// `x-priority` on `basic.consume`: any integer type, as RabbitMQ accepts.
+pub(crate) fn consumer_priority(queue: &str, vhost: &str, args: &FieldTable) -> Result<i64, AmqpException> {
+    match args.inner().get("x-priority") {
+        None => Ok(0),
+        Some(value) => integer(value).ok_or_else(|| {
+            invalid_arg(
+                "x-priority",
+                queue,
+                vhost,
+                &format!("\"expected integer, got {}\"", erlang_type_name(value)),
+            )
+        }),
+    }
 }
 
 /// RabbitMQ's `assert_args_equivalence`: only `keys` are compared, by value.
@@ -237,26 +312,28 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_features_are_refused_not_ignored() {
-        let e = validate(
+    fn arguments_parse_into_the_queue_config() {
+        let c = validate(
             "q",
             "/",
-            &table(&[("x-message-ttl", AMQPValue::LongInt(5))]),
+            &table(&[
+                ("x-message-ttl", AMQPValue::LongInt(5)),
+                ("x-max-length", AMQPValue::ShortInt(3)),
+                ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+                ("x-dead-letter-exchange", AMQPValue::LongString("dlx".into())),
+                ("x-single-active-consumer", AMQPValue::Boolean(true)),
+            ]),
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(c.message_ttl, Some(5));
+        assert_eq!(c.max_length, Some(3));
+        assert_eq!(c.overflow, Overflow::RejectPublish);
+        assert!(c.may_refuse() && c.single_active_consumer);
+        assert_eq!(c.dead_letter_exchange.as_deref(), Some("dlx"));
+        let e = validate("q", "/", &table(&[("x-queue-type", AMQPValue::LongString("quorum".into()))])).unwrap_err();
         assert_eq!(e.code, ReplyCode::NotImplemented);
-        validate(
-            "q",
-            "/",
-            &table(&[("x-queue-type", AMQPValue::LongString("classic".into()))]),
-        )
-        .unwrap();
-        validate(
-            "q",
-            "/",
-            &table(&[("x-queue-mode", AMQPValue::LongString("lazy".into()))]),
-        )
-        .unwrap();
+        validate("q", "/", &table(&[("x-queue-type", AMQPValue::LongString("classic".into()))])).unwrap();
+        validate("q", "/", &table(&[("x-queue-mode", AMQPValue::LongString("lazy".into()))])).unwrap();
         validate("q", "/", &table(&[("x-custom", AMQPValue::LongInt(5))])).unwrap();
     }
 

@@ -263,8 +263,9 @@ impl VHost {
             self.assert_queue_equivalent(&existing, durable, req.auto_delete, req.arguments)?;
             return Ok((existing, false));
         }
-        queue_args::validate(req.name, &self.name, req.arguments)?;
+        let config = queue_args::validate(req.name, &self.name, req.arguments)?;
         let spec = QueueSpec {
+            config,
             name: Arc::from(req.name),
             durable,
             auto_delete: req.auto_delete,
@@ -370,6 +371,25 @@ impl VHost {
         if topology.queue(queue.name()) == Some(queue) {
             topology.remove_queue(queue.name());
         }
+    }
+
+    /// Route a dead-lettered message into `out`: as a publish, but internal exchanges are
+    /// allowed. False when the exchange does not exist (the message is then dropped).
+    pub(crate) fn route_dead_letter(
+        &self,
+        exchange: &str,
+        routing_key: &[u8],
+        extra_keys: &[Bytes],
+        message: &dyn MessageSource,
+        out: &mut Targets,
+    ) -> bool {
+        let input = RouteInput {
+            exchange,
+            routing_key,
+            extra_keys,
+            message,
+        };
+        self.topology.read().route(&input, out).is_ok()
     }
 
     /// Route one publish into `out`.

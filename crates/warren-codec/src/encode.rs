@@ -118,7 +118,8 @@ pub fn encode_basic_ack(buf: &mut BytesMut, channel: u16, delivery_tag: u64, mul
     buf.put_u8(FRAME_END);
 }
 
-/// Append a server-sent `basic.nack` (a negative publisher confirm).
+/// Append a server-sent `basic.nack` (a negative publisher confirm). Its `requeue` bit
+/// means nothing to a publisher; it is set, as RabbitMQ sets it.
 pub fn encode_basic_nack(buf: &mut BytesMut, channel: u16, delivery_tag: u64, multiple: bool) {
     buf.put_slice(&[FrameType::Method.octet()]);
     buf.put_u16(channel);
@@ -126,7 +127,7 @@ pub fn encode_basic_nack(buf: &mut BytesMut, channel: u16, delivery_tag: u64, mu
     buf.put_u16(60);
     buf.put_u16(120);
     buf.put_u64(delivery_tag);
-    buf.put_u8(u8::from(multiple));
+    buf.put_u8(u8::from(multiple) | 0b10);
     buf.put_u8(FRAME_END);
 }
 

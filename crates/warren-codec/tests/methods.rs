@@ -420,7 +420,7 @@ fn hand_written_encoders_agree_with_amq_protocol() {
         AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
             delivery_tag: 79,
             multiple: false,
-            requeue: false,
+            requeue: true,
         })),
     ] {
         encode_method(&mut theirs, 7, &m).unwrap();

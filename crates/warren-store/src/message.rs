@@ -18,6 +18,10 @@ pub struct Message {
     pub body: Bytes,
     /// `delivery-mode` was 2.
     pub persistent: bool,
+    /// The `priority` property (0 when absent).
+    pub priority: u8,
+    /// The `expiration` property, parsed: a per-message TTL in milliseconds.
+    pub expiration: Option<u64>,
 }
 
 impl Message {

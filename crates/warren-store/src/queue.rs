@@ -1,11 +1,21 @@
-//! One queue's messages: ready in order, and delivered-but-unacknowledged by id.
+//! One queue's messages: ready (by priority, each lane in publish order) and
+//! delivered-but-unacknowledged (by id), with expiry deadlines.
+//!
+//! Each priority lane is a deque sorted by id. A message can leave the middle of a lane
+//! (it expired, though not at the head): its slot becomes a tombstone that is skipped,
+//! and lanes are compacted when tombstones outnumber live messages, so removal is
+//! O(log n) and memory stays proportional to what is live.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::MessageRef;
 
 /// A message's position in its queue, increasing in publish order.
 pub type MessageId = u64;
+
+/// A point in time on the owning queue's clock, in milliseconds.
+pub type Deadline = u64;
 
 /// A message in a queue, with what the queue knows about its deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,48 +26,160 @@ pub struct QueuedMessage {
     pub message: MessageRef,
     /// It was delivered before and came back.
     pub redelivered: bool,
+    /// How many times it was delivered and returned to the queue.
+    pub delivery_count: u32,
+    /// Its priority lane (0 when the queue has no priorities).
+    pub priority: u8,
+    /// When it expires, if it has a TTL.
+    pub expires_at: Option<Deadline>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: MessageId,
+    message: Option<QueuedMessage>,
+}
+
+/// One priority's messages, sorted by id, with tombstones.
+#[derive(Debug, Default)]
+struct Lane {
+    slots: VecDeque<Slot>,
+    live: usize,
+}
+
+impl Lane {
+    fn pop_front(&mut self) -> Option<QueuedMessage> {
+        while let Some(slot) = self.slots.pop_front() {
+            if let Some(m) = slot.message {
+                self.live -= 1;
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    fn insert(&mut self, m: QueuedMessage) {
+        let id = m.id;
+        self.live += 1;
+        if self.slots.back().is_none_or(|s| s.id < id) {
+            self.slots.push_back(Slot { id, message: Some(m) });
+        } else if self.slots.front().is_some_and(|s| s.id > id) {
+            self.slots.push_front(Slot { id, message: Some(m) });
+        } else {
+            let at = self.slots.partition_point(|s| s.id < id);
+            self.slots.insert(at, Slot { id, message: Some(m) });
+        }
+    }
+
+    /// Take the message with `id` out of the lane, leaving a tombstone.
+    fn take(&mut self, id: MessageId) -> Option<QueuedMessage> {
+        let at = self.slots.binary_search_by_key(&id, |s| s.id).ok()?;
+        let m = self.slots[at].message.take()?;
+        self.live -= 1;
+        if self.slots.len() > 64 && self.slots.len() > 2 * self.live {
+            self.slots.retain(|s| s.message.is_some());
+        }
+        Some(m)
+    }
+
+    fn clear(&mut self) -> usize {
+        let n = self.live;
+        self.slots.clear();
+        self.live = 0;
+        n
+    }
+
+    fn live(&self) -> impl Iterator<Item = &QueuedMessage> {
+        self.slots.iter().filter_map(|s| s.message.as_ref())
+    }
 }
 
 /// A queue's contents.
-///
-/// The ready list is kept sorted by id, so requeued messages go back to where they were.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MessageQueue {
-    ready: VecDeque<QueuedMessage>,
+    /// Lane per priority; index = priority. One lane when the queue has no priorities.
+    lanes: Vec<Lane>,
     unacked: HashMap<MessageId, QueuedMessage>,
+    /// Expiry deadlines of ready messages (entries of messages that left are skipped).
+    expiries: BinaryHeap<Reverse<(Deadline, MessageId, u8)>>,
     next_id: MessageId,
+    ready_len: usize,
     ready_bytes: usize,
 }
 
+impl Default for MessageQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MessageQueue {
-    /// An empty queue.
+    /// An empty queue without priorities.
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        Self::with_max_priority(0)
     }
 
-    /// Append a newly published message; returns its id.
-    pub fn push(&mut self, message: MessageRef) -> MessageId {
+    /// An empty queue with priorities `0..=max_priority` (`x-max-priority`).
+    #[must_use]
+    pub fn with_max_priority(max_priority: u8) -> Self {
+        Self {
+            lanes: (0..=max_priority).map(|_| Lane::default()).collect(),
+            unacked: HashMap::new(),
+            expiries: BinaryHeap::new(),
+            next_id: 0,
+            ready_len: 0,
+            ready_bytes: 0,
+        }
+    }
+
+    fn lane_of(&self, priority: u8) -> u8 {
+        let max = u8::try_from(self.lanes.len() - 1).unwrap_or(u8::MAX);
+        priority.min(max)
+    }
+
+    /// Append a newly published message with `priority` (clamped to the queue's maximum)
+    /// and an optional expiry; returns its id.
+    pub fn push(&mut self, message: MessageRef, priority: u8, expires_at: Option<Deadline>) -> MessageId {
         let id = self.next_id;
         self.next_id += 1;
-        self.ready_bytes += message.body_size();
-        self.ready.push_back(QueuedMessage {
+        let priority = self.lane_of(priority);
+        self.add_ready(QueuedMessage {
             id,
             message,
             redelivered: false,
+            delivery_count: 0,
+            priority,
+            expires_at,
         });
         id
     }
 
-    /// Take the oldest ready message. With `track`, it is kept as unacknowledged until
-    /// [`ack`](Self::ack) or [`requeue`](Self::requeue); without, it leaves the queue.
-    pub fn pop(&mut self, track: bool) -> Option<QueuedMessage> {
-        let next = self.ready.pop_front()?;
-        self.ready_bytes -= next.message.body_size();
-        if track {
-            self.unacked.insert(next.id, next.clone());
+    fn add_ready(&mut self, m: QueuedMessage) {
+        self.ready_len += 1;
+        self.ready_bytes += m.message.body_size();
+        if let Some(deadline) = m.expires_at {
+            self.expiries.push(Reverse((deadline, m.id, m.priority)));
         }
-        Some(next)
+        let lane = usize::from(m.priority);
+        self.lanes[lane].insert(m);
+    }
+
+    fn took_ready(&mut self, m: &QueuedMessage) {
+        self.ready_len -= 1;
+        self.ready_bytes -= m.message.body_size();
+    }
+
+    /// Take the next ready message: highest priority first, oldest first within a
+    /// priority. With `track` it stays as unacknowledged until [`ack`](Self::ack) or a
+    /// requeue; without, it leaves the queue.
+    pub fn pop(&mut self, track: bool) -> Option<QueuedMessage> {
+        let m = self.lanes.iter_mut().rev().find_map(Lane::pop_front)?;
+        self.took_ready(&m);
+        if track {
+            self.unacked.insert(m.id, m.clone());
+        }
+        Some(m)
     }
 
     /// Forget an unacknowledged message for good; `None` if it was not unacknowledged.
@@ -66,57 +188,109 @@ impl MessageQueue {
     }
 
     /// Return unacknowledged messages to the ready list at their original positions,
-    /// marked redelivered. Ids that are not unacknowledged are ignored; returns how many
-    /// came back.
+    /// marked redelivered and with their delivery count raised. Ids that are not
+    /// unacknowledged are ignored; returns how many came back.
     pub fn requeue(&mut self, ids: impl IntoIterator<Item = MessageId>) -> usize {
-        self.restore(ids, true)
+        let mut n = 0;
+        for id in ids {
+            let Some(mut m) = self.unacked.remove(&id) else { continue };
+            m.redelivered = true;
+            m.delivery_count = m.delivery_count.saturating_add(1);
+            self.add_ready(m);
+            n += 1;
+        }
+        n
     }
 
-    /// Like [`requeue`](Self::requeue), but keep each message's redelivered flag: for
-    /// messages that were handed out but never reached a client.
+    /// Requeue a message already taken out with [`take_unacked`](Self::take_unacked).
+    pub fn requeue_taken(&mut self, mut m: QueuedMessage) {
+        m.redelivered = true;
+        m.delivery_count = m.delivery_count.saturating_add(1);
+        self.add_ready(m);
+    }
+
+    /// Like [`requeue`](Self::requeue), but for messages handed out that never reached
+    /// a client: flags and counts unchanged.
     pub fn return_undelivered(&mut self, ids: impl IntoIterator<Item = MessageId>) -> usize {
-        self.restore(ids, false)
+        let mut n = 0;
+        for id in ids {
+            let Some(m) = self.unacked.remove(&id) else { continue };
+            self.add_ready(m);
+            n += 1;
+        }
+        n
     }
 
     /// Put back a message that left the queue untracked (a no-ack delivery that never
-    /// reached its consumer), at its original position and with its flags unchanged.
+    /// reached its consumer), at its original position and unchanged.
     pub fn put_back(&mut self, message: QueuedMessage) {
-        self.ready_bytes += message.message.body_size();
-        let at = self.ready.partition_point(|r| r.id < message.id);
-        self.ready.insert(at, message);
+        self.add_ready(message);
     }
 
-    fn restore(&mut self, ids: impl IntoIterator<Item = MessageId>, redelivered: bool) -> usize {
-        let mut back: Vec<QueuedMessage> = ids
-            .into_iter()
-            .filter_map(|id| self.unacked.remove(&id))
-            .collect();
-        back.sort_unstable_by_key(|m| m.id);
-        let count = back.len();
-        // Requeued messages are usually older than everything ready: put them in front in
-        // one pass; otherwise insert each where it belongs.
-        let all_older = match (back.last(), self.ready.front()) {
-            (Some(last), Some(front)) => last.id < front.id,
-            _ => true,
-        };
-        for mut m in back.into_iter().rev() {
-            m.redelivered |= redelivered;
-            self.ready_bytes += m.message.body_size();
-            if all_older {
-                self.ready.push_front(m);
-            } else {
-                let at = self.ready.partition_point(|r| r.id < m.id);
-                self.ready.insert(at, m);
+    /// Take an unacknowledged message out (to dead-letter it, say).
+    pub fn take_unacked(&mut self, id: MessageId) -> Option<QueuedMessage> {
+        self.unacked.remove(&id)
+    }
+
+    /// Remove and return every ready message whose deadline is at or before `now`.
+    pub fn expire(&mut self, now: Deadline) -> Vec<QueuedMessage> {
+        let mut expired = Vec::new();
+        while let Some(Reverse((deadline, id, priority))) = self.expiries.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.expiries.pop();
+            if let Some(m) = self.lanes[usize::from(priority)].take(id) {
+                self.took_ready(&m);
+                expired.push(m);
             }
         }
-        count
+        self.compact_expiries();
+        expired
+    }
+
+    /// The earliest deadline of a ready message, if any.
+    pub fn next_expiry(&mut self) -> Option<Deadline> {
+        // Entries of messages that were delivered meanwhile are dropped lazily.
+        while let Some(Reverse((deadline, id, priority))) = self.expiries.peek().copied() {
+            let lane = &self.lanes[usize::from(priority)];
+            let live = lane
+                .slots
+                .binary_search_by_key(&id, |s| s.id)
+                .is_ok_and(|at| lane.slots[at].message.is_some());
+            if live {
+                return Some(deadline);
+            }
+            self.expiries.pop();
+        }
+        None
+    }
+
+    /// Keep the deadline heap proportional to the ready messages it describes.
+    fn compact_expiries(&mut self) {
+        if self.expiries.len() > 1024 && self.expiries.len() > 2 * self.ready_len {
+            self.expiries = self
+                .lanes
+                .iter()
+                .flat_map(Lane::live)
+                .filter_map(|m| m.expires_at.map(|d| Reverse((d, m.id, m.priority))))
+                .collect();
+        }
+    }
+
+    /// Take the oldest ready message of the lowest priority (for `x-overflow=drop-head`).
+    pub fn drop_head(&mut self) -> Option<QueuedMessage> {
+        let m = self.lanes.iter_mut().find_map(Lane::pop_front)?;
+        self.took_ready(&m);
+        Some(m)
     }
 
     /// Drop every ready message; returns how many there were. Unacknowledged messages
     /// stay, as in RabbitMQ.
     pub fn purge(&mut self) -> usize {
-        let n = self.ready.len();
-        self.ready.clear();
+        let n: usize = self.lanes.iter_mut().map(Lane::clear).sum();
+        self.expiries.clear();
+        self.ready_len = 0;
         self.ready_bytes = 0;
         n
     }
@@ -124,7 +298,7 @@ impl MessageQueue {
     /// Ready messages.
     #[must_use]
     pub fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.ready_len
     }
 
     /// Body octets of the ready messages.
@@ -142,7 +316,7 @@ impl MessageQueue {
     /// True when nothing is ready.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.ready.is_empty()
+        self.ready_len == 0
     }
 }
 
@@ -163,6 +337,8 @@ mod tests {
             properties: Bytes::new(),
             body: Bytes::from(vec![n]),
             persistent: false,
+            priority: 0,
+            expiration: None,
         })
     }
 
@@ -170,16 +346,14 @@ mod tests {
     fn requeue_restores_original_order_with_redelivered() {
         let mut q = MessageQueue::new();
         for n in 0..5 {
-            q.push(msg(n));
+            q.push(msg(n), 0, None);
         }
         let a = q.pop(true).unwrap();
         let b = q.pop(true).unwrap();
         let c = q.pop(true).unwrap();
         assert_eq!(q.requeue([c.id, a.id]), 2);
-        let order: Vec<_> = std::iter::from_fn(|| q.pop(false))
-            .map(|m| (m.id, m.redelivered))
-            .collect();
-        assert_eq!(order, vec![(0, true), (2, true), (3, false), (4, false)]);
+        let order: Vec<_> = std::iter::from_fn(|| q.pop(false)).map(|m| (m.id, m.redelivered, m.delivery_count)).collect();
+        assert_eq!(order, vec![(0, true, 1), (2, true, 1), (3, false, 0), (4, false, 0)]);
         assert_eq!(q.unacked_len(), 1);
         assert!(q.ack(b.id).is_some());
         assert!(q.ack(b.id).is_none());
@@ -188,8 +362,8 @@ mod tests {
     #[test]
     fn purge_keeps_unacked() {
         let mut q = MessageQueue::new();
-        q.push(msg(1));
-        q.push(msg(2));
+        q.push(msg(1), 0, None);
+        q.push(msg(2), 0, None);
         let m = q.pop(true).unwrap();
         assert_eq!(q.purge(), 1);
         assert_eq!(q.requeue([m.id]), 1);
@@ -197,43 +371,107 @@ mod tests {
         assert_eq!(q.ready_bytes(), 1);
     }
 
+    #[test]
+    fn priorities_higher_first_fifo_within_and_kept_on_requeue() {
+        let mut q = MessageQueue::with_max_priority(5);
+        q.push(msg(0), 0, None);
+        q.push(msg(1), 9, None); // above the maximum: treated as 5
+        q.push(msg(2), 3, None);
+        q.push(msg(3), 5, None);
+        let first = q.pop(true).unwrap();
+        assert_eq!((first.message.body[0], first.priority), (1, 5));
+        q.requeue([first.id]);
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop(false)).map(|m| m.message.body[0]).collect();
+        assert_eq!(order, vec![1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn messages_expire_on_time_even_behind_the_head() {
+        let mut q = MessageQueue::new();
+        q.push(msg(0), 0, Some(1_000));
+        q.push(msg(1), 0, Some(10));
+        q.push(msg(2), 0, None);
+        assert_eq!(q.next_expiry(), Some(10));
+        let expired = q.expire(10);
+        assert_eq!(expired.iter().map(|m| m.message.body[0]).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(q.ready_len(), 2);
+        assert_eq!(q.next_expiry(), Some(1_000));
+        // A delivered message does not expire; its heap entry is skipped.
+        let head = q.pop(true).unwrap();
+        assert_eq!(head.message.body[0], 0);
+        assert_eq!(q.next_expiry(), None);
+        assert!(q.expire(5_000).is_empty());
+        // Requeued, it keeps its deadline and expires.
+        q.requeue([head.id]);
+        assert_eq!(q.expire(5_000).len(), 1);
+    }
+
+    #[test]
+    fn drop_head_takes_the_oldest_lowest_priority() {
+        let mut q = MessageQueue::with_max_priority(2);
+        q.push(msg(0), 2, None);
+        q.push(msg(1), 0, None);
+        q.push(msg(2), 0, None);
+        assert_eq!(q.drop_head().unwrap().message.body[0], 1);
+        assert_eq!(q.ready_len(), 2);
+    }
+
+    #[test]
+    fn tombstones_are_compacted() {
+        let mut q = MessageQueue::new();
+        for n in 0..1000u32 {
+            q.push(msg(0), 0, Some(if n % 2 == 0 { 5 } else { 1_000_000 }));
+        }
+        assert_eq!(q.expire(5).len(), 500);
+        assert!(q.lanes[0].slots.len() <= 1000);
+        assert_eq!(q.ready_len(), 500);
+        assert_eq!(std::iter::from_fn(|| q.pop(false)).count(), 500);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
-        Push,
+        Push(u8, Option<u8>),
         Pop(bool),
         Ack(usize),
         Requeue(Vec<usize>),
+        Expire(u8),
         Purge,
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            3 => Just(Op::Push),
+            4 => (0u8..4, proptest::option::of(0u8..50)).prop_map(|(p, t)| Op::Push(p, t)),
             3 => any::<bool>().prop_map(Op::Pop),
             2 => any::<usize>().prop_map(Op::Ack),
             2 => proptest::collection::vec(any::<usize>(), 0..4).prop_map(Op::Requeue),
+            1 => (0u8..60).prop_map(Op::Expire),
             1 => Just(Op::Purge),
         ]
     }
 
+    /// A model message: (id, priority, deadline, redelivered).
+    type Model = (u64, u8, Option<u64>, bool);
+
     proptest! {
-        /// The queue against a model: a sorted list of (id, redelivered) and a set of
-        /// unacked ids.
+        /// The queue against a naive model: a list sorted by (priority desc, id).
         #[test]
         fn behaves_like_a_sorted_model(ops in proptest::collection::vec(op(), 0..200)) {
-            let mut q = MessageQueue::new();
-            let mut ready: Vec<(u64, bool)> = Vec::new();
-            let mut unacked: Vec<(u64, bool)> = Vec::new();
+            let mut q = MessageQueue::with_max_priority(3);
+            let mut ready: Vec<Model> = Vec::new();
+            let mut unacked: Vec<Model> = Vec::new();
             let mut next = 0u64;
+            let sort = |r: &mut Vec<Model>| r.sort_by_key(|m| (Reverse(m.1), m.0));
             for op in ops {
                 match op {
-                    Op::Push => {
-                        prop_assert_eq!(q.push(msg(0)), next);
-                        ready.push((next, false));
+                    Op::Push(p, ttl) => {
+                        let deadline = ttl.map(u64::from);
+                        prop_assert_eq!(q.push(msg(0), p, deadline), next);
+                        ready.push((next, p, deadline, false));
+                        sort(&mut ready);
                         next += 1;
                     }
                     Op::Pop(track) => {
-                        let got = q.pop(track).map(|m| (m.id, m.redelivered));
+                        let got = q.pop(track).map(|m| (m.id, m.priority, m.expires_at, m.redelivered));
                         let want = (!ready.is_empty()).then(|| ready.remove(0));
                         prop_assert_eq!(got, want);
                         if let (Some(m), true) = (want, track) {
@@ -242,7 +480,7 @@ mod tests {
                     }
                     Op::Ack(i) => {
                         if !unacked.is_empty() {
-                            let (id, _) = unacked.remove(i % unacked.len());
+                            let (id, ..) = unacked.remove(i % unacked.len());
                             prop_assert!(q.ack(id).is_some());
                         }
                     }
@@ -250,13 +488,22 @@ mod tests {
                         let mut ids = Vec::new();
                         for p in picks {
                             if !unacked.is_empty() {
-                                let (id, _) = unacked.remove(p % unacked.len());
+                                let (id, pr, d, _) = unacked.remove(p % unacked.len());
                                 ids.push(id);
-                                ready.push((id, true));
+                                ready.push((id, pr, d, true));
                             }
                         }
-                        ready.sort_unstable();
+                        sort(&mut ready);
                         prop_assert_eq!(q.requeue(ids.clone()), ids.len());
+                    }
+                    Op::Expire(now) => {
+                        let now = u64::from(now);
+                        let mut got: Vec<u64> = q.expire(now).into_iter().map(|m| m.id).collect();
+                        got.sort_unstable();
+                        let mut want: Vec<u64> = ready.iter().filter(|m| m.2.is_some_and(|d| d <= now)).map(|m| m.0).collect();
+                        want.sort_unstable();
+                        ready.retain(|m| !m.2.is_some_and(|d| d <= now));
+                        prop_assert_eq!(got, want);
                     }
                     Op::Purge => {
                         prop_assert_eq!(q.purge(), ready.len());

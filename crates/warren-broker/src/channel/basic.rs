@@ -11,7 +11,7 @@ use super::unacked::Pending;
 use super::{Channel, ChannelConsumer};
 use crate::connection::{Delivery, Session, bounce};
 use crate::credit::Credit;
-use crate::error::{AmqpResult, not_allowed, not_implemented, queue_not_found};
+use crate::error::{AmqpResult, not_allowed, queue_not_found};
 use crate::names;
 use crate::queue::{Consumer, QueueCmd};
 
@@ -39,16 +39,13 @@ impl Channel {
         } else {
             Arc::from(m.consumer_tag.as_str())
         };
-        if self.consumers.contains_key(&tag) {
-            return Err(not_allowed(format!(
-                "attempt to reuse consumer tag '{tag}'"
-            )));
+        if self.consumers.contains_key(&tag) || self.reply_consumer.as_ref().is_some_and(|r| r.tag == tag) {
+            return Err(not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        if m.arguments.inner().contains_key("x-priority") {
-            return Err(not_implemented(
-                "consumer priorities (x-priority) are not supported yet",
-            ));
+        if &*queue_name == super::REPLY_TO {
+            return self.consume_replies(s, tag, m.no_ack, m.nowait);
         }
+        let priority = crate::queue_args::consumer_priority(&queue_name, s.vhost.name(), &m.arguments)?;
         let queue = s.vhost.queue(&queue_name, s.id)?;
         let id = s.broker.next_consumer_id();
         let prefetch = (!m.no_ack).then(|| Credit::new(self.prefetch_count.into()));
@@ -59,6 +56,7 @@ impl Channel {
             conn: s.handle.clone(),
             no_ack: m.no_ack,
             exclusive: m.exclusive,
+            priority,
             prefetch: prefetch.clone(),
             channel_prefetch: (!m.no_ack).then(|| self.channel_prefetch.clone()),
         };
@@ -90,7 +88,9 @@ impl Channel {
     /// `basic.cancel`. Deliveries already on their way are returned to the queue, so
     /// nothing reaches the client after `cancel-ok`. Unknown tags are fine, as in RabbitMQ.
     pub(super) async fn basic_cancel(&mut self, s: &mut Session, m: &basic::Cancel) -> AmqpResult {
-        if let Some(consumer) = self.consumers.remove(m.consumer_tag.as_str()) {
+        if self.cancel_replies(s, m.consumer_tag.as_str()) {
+            // A reply consumer has no queue to tell.
+        } else if let Some(consumer) = self.consumers.remove(m.consumer_tag.as_str()) {
             let (reply, done) = oneshot::channel();
             if consumer
                 .queue
@@ -149,17 +149,34 @@ impl Channel {
         );
         s.send_content(self.id, &message.properties, &message.body);
         if !m.no_ack {
+            let deadline = self.ack_deadline_for(s, &queue);
             self.unacked.push(Pending {
                 tag,
                 queue,
                 id: got.message.id,
                 credit: None,
+                deadline,
             });
         }
         Ok(())
     }
 
-    fn next_tag(&mut self) -> u64 {
+    /// When a delivery from `queue` must be acknowledged by: the queue's
+    /// `x-consumer-timeout`, else the broker's consumer timeout. Records the earliest
+    /// deadline with the connection, which checks it.
+    fn ack_deadline_for(&self, s: &mut Session, queue: &crate::queue::QueueRef) -> Option<(tokio::time::Instant, std::time::Duration)> {
+        let timeout = queue
+            .spec
+            .config
+            .consumer_timeout
+            .map(std::time::Duration::from_millis)
+            .or(s.broker.config().consumer_timeout)?;
+        let at = tokio::time::Instant::now() + timeout;
+        s.ack_deadline = Some(s.ack_deadline.map_or(at, |d| d.min(at)));
+        Some((at, timeout))
+    }
+
+    pub(super) fn next_tag(&mut self) -> u64 {
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
         tag
@@ -184,11 +201,13 @@ impl Channel {
         );
         s.send_content(self.id, &message.properties, &message.body);
         if !delivery.no_ack {
+            let deadline = self.ack_deadline_for(s, &delivery.queue);
             self.unacked.push(Pending {
                 tag,
                 queue: delivery.queue,
                 id: delivery.message.id,
                 credit,
+                deadline,
             });
         }
     }

@@ -5,7 +5,9 @@ mod ack;
 mod basic;
 mod confirm;
 mod declare;
+mod expiration;
 mod publish;
+mod reply_to;
 mod unacked;
 
 use std::collections::HashMap;
@@ -62,6 +64,8 @@ pub(crate) struct Channel {
     tx: Option<Transaction>,
     /// The queue `""` stands for in later methods (the spec's "current queue").
     last_queue: Option<Arc<str>>,
+    /// The direct reply-to consumer, if the channel has one.
+    reply_consumer: Option<reply_to::ReplyConsumer>,
 }
 
 impl Channel {
@@ -78,6 +82,7 @@ impl Channel {
             confirms: None,
             tx: None,
             last_queue: None,
+            reply_consumer: None,
         }
     }
 
@@ -195,9 +200,22 @@ impl Channel {
         }
     }
 
+    /// The earliest time an outstanding delivery must be acknowledged by.
+    pub(crate) fn ack_deadline(&self) -> Option<tokio::time::Instant> {
+        self.unacked.earliest_deadline()
+    }
+
+    /// The consumer timeout of the oldest delivery past its deadline, if any.
+    pub(crate) fn timed_out(&self, now: tokio::time::Instant) -> Option<std::time::Duration> {
+        self.unacked.timed_out(now)
+    }
+
     /// Release everything the channel holds: consumers are cancelled and unacknowledged
     /// messages go back to their queues. Used when the channel or its connection closes.
-    pub(crate) fn teardown(&mut self) {
+    pub(crate) fn teardown(&mut self, s: &Session) {
+        if let Some(reply) = self.reply_consumer.take() {
+            s.broker.unregister_reply_consumer(&reply.token);
+        }
         for (_, consumer) in self.consumers.drain() {
             consumer.queue.send_soon(QueueCmd::Cancel {
                 consumer_id: consumer.id,
@@ -212,3 +230,5 @@ impl Channel {
         self.content = ContentAssembly::default();
     }
 }
+
+pub(crate) use reply_to::REPLY_TO;

@@ -19,9 +19,12 @@ use super::Channel;
 use super::ack::Settle;
 use super::confirm::Confirms;
 use super::unacked::Pending;
-use crate::connection::Session;
+use super::expiration::parse_expiration;
+use super::reply_to::{REPLY_TO, reply_target};
+use crate::broker::ReplyTarget;
+use crate::connection::{Outbound, Session};
 use crate::error::{AmqpResult, exchange_not_found, not_implemented, precondition};
-use crate::queue::QueueCmd;
+use crate::queue::{ConfirmTicket, QueueCmd};
 use crate::vhost::Targets;
 
 /// Work held back by `tx.select` until `tx.commit`.
@@ -31,10 +34,13 @@ pub(crate) struct Transaction {
     pub(super) settlements: Vec<(Vec<Pending>, Settle)>,
 }
 
-/// A publish routed at publish time and enqueued at commit, as RabbitMQ does.
+/// A routed publish. In a transaction it is routed at publish time and enqueued at
+/// commit, as RabbitMQ does.
 #[derive(Debug)]
 struct HeldPublish {
     targets: Targets,
+    /// A direct reply-to consumer instead of queues.
+    reply: Option<ReplyTarget>,
     message: MessageRef,
     mandatory: bool,
 }
@@ -140,10 +146,17 @@ impl Channel {
                 )));
             }
         }
-        if summary.expiration.is_some() {
-            return Err(not_implemented(
-                "per-message TTL (the expiration property) is not supported yet",
-            ));
+        let expiration = match summary.expiration {
+            Some(span) => {
+                let raw = span.of(&properties);
+                Some(parse_expiration(raw).map_err(|why| {
+                    precondition(format!("invalid expiration '{}': {why}", String::from_utf8_lossy(raw)))
+                })?)
+            }
+            None => None,
+        };
+        if summary.reply_to.is_some_and(|span| span.of(&properties) == REPLY_TO.as_bytes()) {
+            properties = self.rewrite_reply_to(&properties)?;
         }
         let exchange = std::str::from_utf8(&method.exchange).map_err(|_| {
             exchange_not_found(&String::from_utf8_lossy(&method.exchange), s.vhost.name())
@@ -160,14 +173,10 @@ impl Channel {
             let bcc = header_routes(headers.headers(), "BCC")?;
             strip_bcc = !bcc.is_empty() || headers.headers().is_some_and(|h| h.contains_key("BCC"));
             extra.extend(bcc);
-            s.vhost.route(
-                exchange,
-                &method.routing_key,
-                &extra,
-                &headers,
-                &mut targets,
-            )?;
+            s.vhost
+                .route(exchange, &method.routing_key, &extra, &headers, &mut targets)?;
         }
+        let reply = reply_target(s, exchange, &method.routing_key);
         if strip_bcc {
             properties = without_bcc(&properties)?;
         }
@@ -177,35 +186,42 @@ impl Channel {
             properties,
             body,
             persistent: summary.delivery_mode == Some(2),
+            priority: summary.priority.unwrap_or(0),
+            expiration,
         });
+        let held = HeldPublish {
+            targets,
+            reply,
+            message,
+            mandatory: method.mandatory,
+        };
         if let Some(tx) = &mut self.tx {
-            tx.publishes.push(HeldPublish {
-                targets,
-                message,
-                mandatory: method.mandatory,
-            });
+            tx.publishes.push(held);
             return Ok(());
         }
-        self.enqueue(s, targets, message, method.mandatory).await;
-        if let Some(confirms) = &mut self.confirms {
-            let seq = confirms.next_seq();
-            if confirms.resolve(seq, true) {
-                s.confirms_due.push(self.id);
-            }
-        }
+        let seq = self.confirms.as_mut().map(Confirms::next_seq);
+        self.enqueue(s, held, seq).await;
         Ok(())
     }
 
-    /// Hand a routed message to its queues, or return it if it is mandatory and
-    /// reached none.
-    async fn enqueue(
-        &mut self,
-        s: &mut Session,
-        targets: Targets,
-        message: MessageRef,
-        mandatory: bool,
-    ) {
-        if targets.is_empty() {
+    /// Hand a routed message to its queues (or its direct reply-to consumer), return it
+    /// if it is mandatory and reached nothing, and settle its confirm: at once, or when
+    /// every queue that may refuse it has answered.
+    async fn enqueue(&mut self, s: &mut Session, held: HeldPublish, seq: Option<u64>) {
+        let HeldPublish {
+            targets,
+            reply,
+            message,
+            mandatory,
+        } = held;
+        let mut waiting = 0;
+        if let Some(reply) = reply {
+            let _ = reply.tx.send(Outbound::Reply {
+                channel: reply.channel,
+                consumer_tag: reply.consumer_tag,
+                message,
+            });
+        } else if targets.is_empty() {
             if mandatory {
                 let _ = encode_basic_return(
                     &mut s.out,
@@ -217,14 +233,48 @@ impl Channel {
                 );
                 s.send_content(self.id, &message.properties, &message.body);
             }
-            return;
+        } else {
+            for queue in targets {
+                let confirm = match seq {
+                    Some(seq) if queue.spec.config.may_refuse() => Some(ConfirmTicket::new(
+                        s.handle.tx.clone(),
+                        self.id,
+                        seq,
+                    )),
+                    _ => None,
+                };
+                let asks = confirm.is_some();
+                let sent = queue
+                    .send(QueueCmd::Publish {
+                        message: message.clone(),
+                        confirm,
+                    })
+                    .await;
+                if asks && sent {
+                    waiting += 1;
+                }
+            }
         }
-        for queue in targets {
-            queue
-                .send(QueueCmd::Publish {
-                    message: message.clone(),
-                })
-                .await;
+        let (Some(seq), Some(confirms)) = (seq, self.confirms.as_mut()) else {
+            return;
+        };
+        let due = if waiting == 0 {
+            confirms.resolve(seq, true)
+        } else {
+            confirms.expect(seq, waiting);
+            false
+        };
+        if due {
+            s.confirms_due.push(self.id);
+        }
+    }
+
+    /// A queue's verdict on a publish waiting for its confirm.
+    pub(crate) fn confirm_verdict(&mut self, s: &mut Session, seq: u64, ack: bool) {
+        if let Some(confirms) = &mut self.confirms
+            && confirms.verdict(seq, ack)
+        {
+            s.confirms_due.push(self.id);
         }
     }
 
@@ -266,8 +316,7 @@ impl Channel {
         };
         let work = std::mem::take(tx);
         for held in work.publishes {
-            self.enqueue(s, held.targets, held.message, held.mandatory)
-                .await;
+            self.enqueue(s, held, None).await;
         }
         for (pending, how) in work.settlements {
             self.settle(pending, how).await;

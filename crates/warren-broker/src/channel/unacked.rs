@@ -2,6 +2,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use warren_store::MessageId;
 
@@ -17,6 +20,8 @@ pub(crate) struct Pending {
     /// The consumer's prefetch credit (with the channel's, returned on settlement);
     /// `None` for `basic.get` deliveries, which take no credit.
     pub credit: Option<Arc<Credit>>,
+    /// When it must be acknowledged by (the consumer timeout), and that timeout.
+    pub deadline: Option<(Instant, Duration)>,
 }
 
 /// Outstanding deliveries in tag order (tags only grow, so pushes keep it sorted).
@@ -57,5 +62,21 @@ impl Unacked {
             let at = self.list.partition_point(|q| q.tag < p.tag);
             self.list.insert(at, p);
         }
+    }
+}
+
+impl Unacked {
+    /// The earliest acknowledgement deadline among outstanding deliveries.
+    pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
+        self.list.iter().filter_map(|p| p.deadline.map(|(at, _)| at)).min()
+    }
+
+    /// The timeout of a delivery whose deadline has passed, if one has.
+    pub(crate) fn timed_out(&self, now: Instant) -> Option<Duration> {
+        self.list
+            .iter()
+            .filter_map(|p| p.deadline)
+            .find(|(at, _)| *at <= now)
+            .map(|(_, timeout)| timeout)
     }
 }

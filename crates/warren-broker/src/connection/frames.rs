@@ -109,7 +109,7 @@ impl Connection {
                             "client closed the channel"
                         );
                         if let Some(mut ch) = self.channels.remove(&id) {
-                            ch.teardown();
+                            ch.teardown(&self.session);
                         }
                         self.session.send_method(
                             id,
@@ -187,7 +187,7 @@ impl Connection {
     }
 
     /// Send `channel.close` for a channel exception and release what the channel held.
-    fn close_channel(&mut self, id: u16, e: &AmqpException) {
+    pub(super) fn close_channel(&mut self, id: u16, e: &AmqpException) {
         warn!(channel = id, error = %e, class_id = e.method.class_id, method_id = e.method.method_id, "channel error");
         self.session.send_method(
             id,
@@ -199,7 +199,7 @@ impl Connection {
             })),
         );
         if let Some(ch) = self.channels.get_mut(&id) {
-            ch.teardown();
+            ch.teardown(&self.session);
             ch.set_closing();
         }
     }

@@ -14,6 +14,14 @@ use crate::queue::QueueRef;
 pub(crate) enum Outbound {
     /// A message for one of the connection's consumers.
     Deliver(Delivery),
+    /// A queue's verdict on a publish waiting for a confirm.
+    Confirm { channel: u16, seq: u64, ack: bool },
+    /// A reply for a direct reply-to consumer (`amq.rabbitmq.reply-to`): no queue.
+    Reply {
+        channel: u16,
+        consumer_tag: Arc<str>,
+        message: warren_store::MessageRef,
+    },
     /// The queue of one of the connection's consumers was deleted.
     ConsumerCancelled {
         channel: u16,

@@ -118,6 +118,7 @@ async fn serve_socket(
         out: BytesMut::with_capacity(READ_CHUNK),
         exclusive_queues: Vec::new(),
         confirms_due: Vec::new(),
+        ack_deadline: None,
     };
     let now = Instant::now();
     let connection = Connection {
@@ -253,6 +254,21 @@ impl Connection {
                     None => bounce(delivery),
                 }
             }
+            Outbound::Confirm { channel, seq, ack } => {
+                if let Some(ch) = self.channels.get_mut(&channel) {
+                    ch.confirm_verdict(&mut self.session, seq, ack);
+                }
+                self.flush_confirms();
+            }
+            Outbound::Reply {
+                channel,
+                consumer_tag,
+                message,
+            } => {
+                if let Some(ch) = self.channels.get_mut(&channel) {
+                    ch.deliver_reply(&mut self.session, &consumer_tag, &message);
+                }
+            }
             Outbound::ConsumerCancelled {
                 channel,
                 consumer_id,
@@ -286,7 +302,37 @@ impl Connection {
                 .min(self.last_write + hb / 2)
                 .min(self.last_read + hb * 2);
         }
+        if let Some(ack) = self.session.ack_deadline {
+            deadline = deadline.min(ack);
+        }
         deadline
+    }
+
+    /// Close every channel holding a delivery unacknowledged past its consumer timeout,
+    /// as RabbitMQ does (406); its messages return to their queues, redelivered.
+    fn check_consumer_timeouts(&mut self, now: Instant) {
+        if self.session.ack_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        let expired: Vec<(u16, Duration)> = self
+            .channels
+            .iter()
+            .filter(|(_, ch)| ch.state() == crate::channel::ChannelState::Open)
+            .filter_map(|(id, ch)| ch.timed_out(now).map(|t| (*id, t)))
+            .collect();
+        for (id, timeout) in expired {
+            let text = format!(
+                "delivery acknowledgement on channel {id} timed out. Timeout value used: {} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more",
+                timeout.as_millis()
+            );
+            self.close_channel(id, &AmqpException::channel(ReplyCode::PreconditionFailed, text));
+        }
+        self.session.ack_deadline = self
+            .channels
+            .values()
+            .filter_map(Channel::ack_deadline)
+            .min();
     }
 
     fn on_timer(&mut self) -> Flow {
@@ -294,6 +340,9 @@ impl Connection {
         if self.closing.is_some_and(|c| now >= c.deadline) {
             debug!("no close-ok in time");
             return Flow::Stop;
+        }
+        if self.closing.is_none() {
+            self.check_consumer_timeouts(now);
         }
         if let Some(hb) = self.heartbeat {
             if now >= self.last_read + hb * 2 {
@@ -346,7 +395,7 @@ impl Connection {
 
     fn teardown_channels(&mut self) {
         for (_, mut channel) in self.channels.drain() {
-            channel.teardown();
+            channel.teardown(&self.session);
         }
     }
 

@@ -31,6 +31,8 @@ pub(crate) struct Session {
     pub exclusive_queues: Vec<QueueRef>,
     /// Channels with publisher confirms to send once the current batch of input is handled.
     pub confirms_due: Vec<u16>,
+    /// The earliest consumer-timeout deadline of any outstanding delivery.
+    pub ack_deadline: Option<tokio::time::Instant>,
 }
 
 impl Session {

@@ -3,6 +3,8 @@
 
 mod command;
 mod consumers;
+mod dead_letter;
+mod delivery_count;
 mod task;
 
 use std::fmt;
@@ -15,7 +17,9 @@ use tokio::sync::{Notify, mpsc};
 use tracing::debug;
 use warren_codec::types::FieldTable;
 
-pub(crate) use command::{GetReply, Ids, QueueCmd};
+use crate::queue_args::QueueConfig;
+
+pub(crate) use command::{ConfirmTicket, GetReply, Ids, QueueCmd};
 pub(crate) use consumers::Consumer;
 pub(crate) use task::spawn_queue;
 
@@ -33,6 +37,8 @@ pub(crate) struct QueueSpec {
     /// The connection owning an exclusive queue.
     pub exclusive_owner: Option<ConnectionId>,
     pub arguments: FieldTable,
+    /// What the arguments ask for.
+    pub config: QueueConfig,
 }
 
 /// The part of a queue everyone may see: its declaration and its command inbox.

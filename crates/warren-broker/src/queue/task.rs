@@ -1,16 +1,22 @@
-//! The queue task: the single owner of one queue's contents and consumers.
+//! The queue task: the single owner of one queue's contents and consumers. It enqueues,
+//! delivers, expires (on time, not only at the head), enforces length limits,
+//! dead-letters, and deletes itself when auto-delete or `x-expires` says so.
 
 use std::sync::Weak;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tracing::{debug, trace};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, trace, warn};
 use warren_codec::ReplyCode;
-use warren_store::{MessageQueue, QueuedMessage};
+use warren_store::{MessageQueue, MessageRef, QueuedMessage};
 
-use super::{Consumer, GetReply, QueueCmd, QueueRef, QueueSpec, consumers::Consumers};
+use super::dead_letter::{Reason, dead_letter, is_cycle};
+use super::{ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, consumers::Consumers};
 use crate::connection::{Delivery, Outbound};
 use crate::error::AmqpException;
-use crate::vhost::VHost;
+use crate::queue_args::{Overflow, QueueConfig};
+use crate::vhost::{Targets, VHost};
 
 /// Commands handled before the task delivers again, so a burst of publishes is delivered
 /// in batches rather than one message per wake-up.
@@ -19,13 +25,19 @@ const COMMAND_BATCH: usize = 256;
 /// Create a queue and start its task.
 pub(crate) fn spawn_queue(spec: QueueSpec, vhost: Weak<VHost>, capacity: usize) -> QueueRef {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    let config = spec.config.clone();
     let queue = QueueRef::new(spec, tx);
+    let now = Instant::now();
     let task = QueueTask {
         queue: queue.clone(),
         vhost,
-        store: MessageQueue::new(),
-        consumers: Consumers::default(),
+        store: MessageQueue::with_max_priority(config.max_priority.unwrap_or(0)),
+        consumers: Consumers::new(config.single_active_consumer),
         had_consumer: false,
+        epoch: now,
+        last_used: now,
+        config,
+        finished: false,
     };
     tokio::spawn(task.run(rx));
     queue
@@ -44,59 +56,107 @@ struct QueueTask {
     consumers: Consumers,
     /// Auto-delete applies only once a consumer has come and gone.
     had_consumer: bool,
+    /// Zero of the queue's millisecond clock (tokio's, so tests can pause it).
+    epoch: Instant,
+    /// When the queue was last used, for `x-expires`.
+    last_used: Instant,
+    config: QueueConfig,
+    /// The queue was deleted (auto-delete, from inside a delivery): the task must end.
+    finished: bool,
 }
 
 impl QueueTask {
     async fn run(mut self, mut rx: mpsc::Receiver<QueueCmd>) {
         let kick = self.queue.kick.clone();
         'run: loop {
+            let wake = self.next_wake();
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if self.handle(cmd) == Next::Stop {
+                    if self.handle(cmd) == Next::Stop || self.finished {
                         break;
                     }
                 }
                 () = kick.notified() => {}
+                () = sleep_until(wake) => {}
             }
             for _ in 0..COMMAND_BATCH {
                 let Ok(cmd) = rx.try_recv() else { break };
-                if self.handle(cmd) == Next::Stop {
+                if self.handle(cmd) == Next::Stop || self.finished {
                     break 'run;
                 }
             }
-            if self.deliver() == Next::Stop {
+            self.expire();
+            if self.deliver() == Next::Stop || self.finished {
+                break;
+            }
+            self.enforce_drop_head();
+            if self.unused_too_long() {
+                debug!(queue = %self.queue.name(), "x-expires: unused, deleting");
+                self.finish();
                 break;
             }
         }
         debug!(queue = %self.queue.name(), "queue task ended");
     }
 
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// When the task must wake by itself: the next message expiry, or `x-expires`.
+    fn next_wake(&mut self) -> Option<Instant> {
+        let expiry = self
+            .store
+            .next_expiry()
+            .map(|ms| self.epoch + Duration::from_millis(ms));
+        let unused = self
+            .config
+            .expires
+            .filter(|_| self.consumers.is_empty())
+            .map(|ms| self.last_used + Duration::from_millis(ms));
+        match (expiry, unused) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn unused_too_long(&self) -> bool {
+        self.config.expires.is_some_and(|ms| {
+            self.consumers.is_empty() && self.last_used.elapsed() >= Duration::from_millis(ms)
+        })
+    }
+
     fn handle(&mut self, cmd: QueueCmd) -> Next {
         match cmd {
-            QueueCmd::Publish { message } => {
-                self.store.push(message);
-            }
+            QueueCmd::Publish { message, confirm } => self.publish(message, confirm),
             QueueCmd::Consume { consumer, reply } => {
+                self.last_used = Instant::now();
                 let result = self.consume(consumer);
                 let _ = reply.send(result);
             }
             QueueCmd::Cancel { consumer_id, reply } => {
                 self.consumers.remove(consumer_id);
+                self.last_used = Instant::now();
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
                 return self.maybe_auto_delete();
             }
-            QueueCmd::Get { track, reply } => self.get(track, reply),
-            QueueCmd::Ack { ids } | QueueCmd::Discard { ids } => {
+            QueueCmd::Get { track, reply } => {
+                self.last_used = Instant::now();
+                self.get(track, reply);
+            }
+            QueueCmd::Ack { ids } => {
                 for id in ids {
                     self.store.ack(id);
                 }
             }
-            QueueCmd::Requeue { ids } => {
-                self.store.requeue(ids);
+            QueueCmd::Discard { ids } => {
+                let dead: Vec<QueuedMessage> = ids.into_iter().filter_map(|id| self.store.take_unacked(id)).collect();
+                self.dead_letter(dead, Reason::Rejected);
             }
+            QueueCmd::Requeue { ids } => self.requeue(ids),
             QueueCmd::Undelivered { tracked, untracked } => {
                 self.store.return_undelivered(tracked);
                 for message in untracked {
@@ -104,6 +164,8 @@ impl QueueTask {
                 }
             }
             QueueCmd::Stat { reply } => {
+                self.last_used = Instant::now();
+                self.expire();
                 let ready = u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX);
                 let consumers = u32::try_from(self.consumers.len()).unwrap_or(u32::MAX);
                 let _ = reply.send((ready, consumers));
@@ -121,15 +183,145 @@ impl QueueTask {
         Next::Continue
     }
 
+    /// Enqueue a message: refuse it if a `reject-publish` limit says so, give it its
+    /// deadline, and for a zero TTL deliver it now or let it expire.
+    fn publish(&mut self, message: MessageRef, confirm: Option<ConfirmTicket>) {
+        let size = message.body_size();
+        if self.config.overflow != Overflow::DropHead && self.would_overflow(size) {
+            if let Some(ticket) = confirm {
+                ticket.resolve(false);
+            }
+            if self.config.overflow == Overflow::RejectPublishDlx {
+                let refused = QueuedMessage {
+                    id: 0,
+                    message,
+                    redelivered: false,
+                    delivery_count: 0,
+                    priority: 0,
+                    expires_at: None,
+                };
+                self.dead_letter(vec![refused], Reason::MaxLen);
+            }
+            return;
+        }
+        let ttl = match (self.config.message_ttl, message.expiration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let now = self.now();
+        let priority = message.priority;
+        self.store.push(message, priority, ttl.map(|t| now.saturating_add(t)));
+        if let Some(ticket) = confirm {
+            ticket.resolve(true);
+        }
+        // As in RabbitMQ, a consumer with credit takes the message at once: it never
+        // counts against a length limit, and a zero TTL means "deliver now or expire".
+        if !self.consumers.is_empty() {
+            let _ = self.deliver();
+        }
+        if ttl == Some(0) {
+            self.expire();
+        }
+        self.enforce_drop_head();
+    }
+
+    /// RabbitMQ's `will_overflow`: would one more message of `size` octets break a limit?
+    fn would_overflow(&self, size: usize) -> bool {
+        let len = self.store.ready_len() as u64;
+        let bytes = self.store.ready_bytes() as u64;
+        self.config.max_length.is_some_and(|max| len + 1 > max)
+            || self.config.max_length_bytes.is_some_and(|max| bytes + size as u64 > max)
+    }
+
+    fn over_limit(&self) -> bool {
+        let len = self.store.ready_len() as u64;
+        let bytes = self.store.ready_bytes() as u64;
+        self.config.max_length.is_some_and(|max| len > max)
+            || self.config.max_length_bytes.is_some_and(|max| bytes > max)
+    }
+
+    /// `x-overflow=drop-head`: the oldest ready messages go (dead-lettered, reason
+    /// `maxlen`) until the queue is within its limits.
+    fn enforce_drop_head(&mut self) {
+        if self.config.overflow != Overflow::DropHead {
+            return;
+        }
+        let mut dropped = Vec::new();
+        while self.over_limit() {
+            match self.store.drop_head() {
+                Some(m) => dropped.push(m),
+                None => break,
+            }
+        }
+        self.dead_letter(dropped, Reason::MaxLen);
+    }
+
+    /// Dead-letter (or drop) every ready message whose TTL has passed.
+    fn expire(&mut self) {
+        let now = self.now();
+        let expired = self.store.expire(now);
+        if !expired.is_empty() {
+            trace!(queue = %self.queue.name(), count = expired.len(), "expired");
+            self.dead_letter(expired, Reason::Expired);
+        }
+    }
+
+    /// Return messages to the queue, unless they exceeded `x-delivery-limit`: those are
+    /// dead-lettered with reason `delivery_limit`.
+    fn requeue(&mut self, ids: Ids) {
+        let Some(limit) = self.config.delivery_limit else {
+            self.store.requeue(ids);
+            return;
+        };
+        let mut poisoned = Vec::new();
+        for id in ids {
+            let Some(m) = self.store.take_unacked(id) else { continue };
+            if u64::from(m.delivery_count) + 1 > limit {
+                poisoned.push(m);
+            } else {
+                self.store.requeue_taken(m);
+            }
+        }
+        self.dead_letter(poisoned, Reason::DeliveryLimit);
+    }
+
+    /// Publish dead messages to the dead-letter exchange, or drop them when there is
+    /// none (or it does not exist).
+    fn dead_letter(&mut self, messages: Vec<QueuedMessage>, reason: Reason) {
+        if messages.is_empty() {
+            return;
+        }
+        let (Some(dlx), Some(vhost)) = (self.config.dead_letter_exchange.as_deref(), self.vhost.upgrade()) else {
+            return;
+        };
+        let name = self.queue.name().clone();
+        for m in messages {
+            let dl = dead_letter(&m.message, reason, &name, dlx, self.config.dead_letter_routing_key.as_deref());
+            let mut targets = Targets::new();
+            if !vhost.route_dead_letter(dlx, &dl.routing_key, &dl.extra_keys, &dl, &mut targets) {
+                continue;
+            }
+            for target in targets {
+                if is_cycle(&dl.headers, reason, target.name()) {
+                    warn!(queue = %name, target = %target.name(), "dead-letter cycle without a rejection: message dropped");
+                    continue;
+                }
+                target.send_soon(QueueCmd::Publish {
+                    message: dl.message.clone(),
+                    confirm: None,
+                });
+            }
+        }
+    }
+
     fn consume(&mut self, consumer: Consumer) -> Result<(), AmqpException> {
-        if self.consumers.has_exclusive() || (consumer.exclusive && !self.consumers.is_empty()) {
+        // RabbitMQ refuses exclusive consumers on single-active-consumer queues outright.
+        let refused = self.consumers.has_exclusive()
+            || (consumer.exclusive && (!self.consumers.is_empty() || self.config.single_active_consumer));
+        if refused {
             return Err(AmqpException::channel(
                 ReplyCode::AccessRefused,
-                format!(
-                    "queue '{}' in vhost '{}' in exclusive use",
-                    self.queue.name(),
-                    self.vhost_name()
-                ),
+                format!("queue '{}' in vhost '{}' in exclusive use", self.queue.name(), self.vhost_name()),
             ));
         }
         self.consumers.add(consumer);
@@ -137,9 +329,10 @@ impl QueueTask {
         Ok(())
     }
 
-    fn get(&mut self, track: bool, reply: tokio::sync::oneshot::Sender<Option<GetReply>>) {
-        let got = self.store.pop(track).map(|message| GetReply {
-            message,
+    fn get(&mut self, track: bool, reply: oneshot::Sender<Option<GetReply>>) {
+        self.expire();
+        let got = self.store.pop(track).map(|m| GetReply {
+            message: self.with_delivery_count(m),
             remaining: u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX),
         });
         if let Err(Some(unsent)) = reply.send(got) {
@@ -155,24 +348,34 @@ impl QueueTask {
         }
     }
 
-    /// Hand ready messages to consumers with credit, round-robin.
+    /// With `x-delivery-limit`, redelivered messages carry `x-delivery-count`.
+    fn with_delivery_count(&self, mut m: QueuedMessage) -> QueuedMessage {
+        if self.config.delivery_limit.is_some() && m.delivery_count > 0 {
+            m.message = super::delivery_count::with_delivery_count(&m.message, m.delivery_count);
+        }
+        m
+    }
+
+    /// Hand ready messages to consumers with credit.
     fn deliver(&mut self) -> Next {
         while !self.store.is_empty() {
             let Some(at) = self.consumers.next_with_credit(&self.queue.kick) else {
                 break;
             };
-            let consumer = self.consumers.get(at);
-            let Some(message) = self.store.pop(!consumer.no_ack) else {
-                consumer.untake();
+            let no_ack = self.consumers.get(at).no_ack;
+            let Some(message) = self.store.pop(!no_ack) else {
+                self.consumers.get(at).untake();
                 break;
             };
+            let message = self.with_delivery_count(message);
+            let consumer = self.consumers.get(at);
             let delivery = Delivery {
                 channel: consumer.channel,
                 consumer_id: consumer.id,
                 consumer_tag: consumer.tag.clone(),
                 queue: self.queue.clone(),
                 message,
-                no_ack: consumer.no_ack,
+                no_ack,
             };
             trace!(queue = %self.queue.name(), tag = %consumer.tag, "deliver");
             if let Err(mpsc::error::SendError(Outbound::Deliver(bounced))) =
@@ -180,8 +383,7 @@ impl QueueTask {
             {
                 // The consumer's connection has gone: take the message back, drop the consumer.
                 consumer.untake();
-                let tracked = !bounced.no_ack;
-                self.put_back(bounced.message, tracked);
+                self.put_back(bounced.message, !no_ack);
                 self.consumers.remove_at(at);
                 if self.maybe_auto_delete() == Next::Stop {
                     return Next::Stop;
@@ -204,7 +406,7 @@ impl QueueTask {
         &mut self,
         if_unused: bool,
         if_empty: bool,
-        reply: Option<tokio::sync::oneshot::Sender<Result<u32, AmqpException>>>,
+        reply: Option<oneshot::Sender<Result<u32, AmqpException>>>,
     ) -> Next {
         let refusal = if if_unused && !self.consumers.is_empty() {
             Some("in use")
@@ -215,15 +417,8 @@ impl QueueTask {
         };
         if let Some(why) = refusal {
             if let Some(reply) = reply {
-                let text = format!(
-                    "queue '{}' in vhost '{}' {why}",
-                    self.queue.name(),
-                    self.vhost_name()
-                );
-                let _ = reply.send(Err(AmqpException::channel(
-                    ReplyCode::PreconditionFailed,
-                    text,
-                )));
+                let text = format!("queue '{}' in vhost '{}' {why}", self.queue.name(), self.vhost_name());
+                let _ = reply.send(Err(AmqpException::channel(ReplyCode::PreconditionFailed, text)));
             }
             return Next::Continue;
         }
@@ -237,6 +432,7 @@ impl QueueTask {
 
     /// Leave the routing table and tell every consumer the queue is gone.
     fn finish(&mut self) {
+        self.finished = true;
         if let Some(vhost) = self.vhost.upgrade() {
             vhost.forget_queue(&self.queue);
         }
@@ -255,5 +451,13 @@ impl QueueTask {
             .upgrade()
             .map(|v| v.name().to_string())
             .unwrap_or_default()
+    }
+}
+
+/// Sleep until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
