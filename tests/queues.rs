@@ -224,7 +224,10 @@ async fn invalid_and_unsupported_arguments_are_refused() {
     let conn2 = connect(&broker).await;
     let ch = conn2.create_channel().await.unwrap();
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("stream".into()),
+    );
     assert_eq!(
         err_code(ch.queue_declare("a".into(), Default::default(), args).await),
         540

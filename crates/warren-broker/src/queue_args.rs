@@ -72,11 +72,17 @@ impl QueueConfig {
     /// True when a publish to this queue may be refused, so publisher confirms must wait
     /// for the queue's verdict.
     pub(crate) fn may_refuse(&self) -> bool {
-        self.overflow != Overflow::DropHead && (self.max_length.is_some() || self.max_length_bytes.is_some())
+        self.overflow != Overflow::DropHead
+            && (self.max_length.is_some() || self.max_length_bytes.is_some())
     }
 
     fn from_arguments(args: &FieldTable) -> Self {
-        let int = |k: &str| args.inner().get(k).and_then(integer).and_then(|n| u64::try_from(n).ok());
+        let int = |k: &str| {
+            args.inner()
+                .get(k)
+                .and_then(integer)
+                .and_then(|n| u64::try_from(n).ok())
+        };
         let text = |k: &str| args.inner().get(k).and_then(long_string);
         Self {
             message_ttl: int("x-message-ttl"),
@@ -91,7 +97,10 @@ impl QueueConfig {
             dead_letter_exchange: text("x-dead-letter-exchange"),
             dead_letter_routing_key: text("x-dead-letter-routing-key"),
             max_priority: int("x-max-priority").map(|p| u8::try_from(p).unwrap_or(u8::MAX)),
-            single_active_consumer: matches!(args.inner().get("x-single-active-consumer"), Some(AMQPValue::Boolean(true))),
+            single_active_consumer: matches!(
+                args.inner().get("x-single-active-consumer"),
+                Some(AMQPValue::Boolean(true))
+            ),
             delivery_limit: int("x-delivery-limit"),
             consumer_timeout: int("x-consumer-timeout"),
         }
@@ -127,8 +136,20 @@ fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), Strin
     let expected = |what: &str| format!("\"expected {what}, got {}\"", erlang_type_name(value));
     let unacceptable = || format!("{{unacceptable_type,{}}}", erlang_type_name(value));
     let int = || integer(value).ok_or_else(|| expected("integer"));
-    let non_negative = |n: i64| if n < 0 { Err(format!("{{value_negative,{n}}}")) } else { Ok(()) };
-    let expiry = |n: i64| if n > MAX_EXPIRY { Err(format!("{{value_too_large,{n}}}")) } else { Ok(()) };
+    let non_negative = |n: i64| {
+        if n < 0 {
+            Err(format!("{{value_negative,{n}}}"))
+        } else {
+            Ok(())
+        }
+    };
+    let expiry = |n: i64| {
+        if n > MAX_EXPIRY {
+            Err(format!("{{value_too_large,{n}}}"))
+        } else {
+            Ok(())
+        }
+    };
     match key {
         "x-expires" => {
             let n = int()?;
@@ -143,8 +164,12 @@ fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), Strin
             non_negative(n)?;
             expiry(n)
         }
-        "x-max-length" | "x-max-length-bytes" | "x-max-in-memory-length" | "x-max-in-memory-bytes"
-        | "x-delivery-limit" | "x-consumer-timeout" => non_negative(int()?),
+        "x-max-length"
+        | "x-max-length-bytes"
+        | "x-max-in-memory-length"
+        | "x-max-in-memory-bytes"
+        | "x-delivery-limit"
+        | "x-consumer-timeout" => non_negative(int()?),
         "x-max-priority" => match int()? {
             n if n < 0 => Err(format!("{{value_negative,{n}}}")),
             n if n > 255 => Err(format!("{{max_value_exceeded,{n}}}")),
@@ -183,7 +208,11 @@ fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), Strin
 
 /// Validate a new queue's arguments as RabbitMQ does (406 with its texts) and parse
 /// them. Quorum and stream queues are refused with 540: Warren offers classic queues.
-pub(crate) fn validate(queue: &str, vhost: &str, args: &FieldTable) -> Result<QueueConfig, AmqpException> {
+pub(crate) fn validate(
+    queue: &str,
+    vhost: &str,
+    args: &FieldTable,
+) -> Result<QueueConfig, AmqpException> {
     if let Some(dlx) = args.inner().get("x-dead-letter-exchange")
         && long_string(dlx).is_none()
     {
@@ -193,7 +222,8 @@ pub(crate) fn validate(queue: &str, vhost: &str, args: &FieldTable) -> Result<Qu
         )));
     }
     for (key, value) in args.inner() {
-        check_one(key.as_str(), value, args).map_err(|why| invalid_arg(key.as_str(), queue, vhost, &why))?;
+        check_one(key.as_str(), value, args)
+            .map_err(|why| invalid_arg(key.as_str(), queue, vhost, &why))?;
     }
     if let Some(value) = args.inner().get("x-queue-type")
         && long_string(value).as_deref() != Some("classic")
@@ -207,7 +237,11 @@ pub(crate) fn validate(queue: &str, vhost: &str, args: &FieldTable) -> Result<Qu
 }
 
 /// `x-priority` on `basic.consume`: any integer type, as RabbitMQ accepts.
-pub(crate) fn consumer_priority(queue: &str, vhost: &str, args: &FieldTable) -> Result<i64, AmqpException> {
+pub(crate) fn consumer_priority(
+    queue: &str,
+    vhost: &str,
+    args: &FieldTable,
+) -> Result<i64, AmqpException> {
     match args.inner().get("x-priority") {
         None => Ok(0),
         Some(value) => integer(value).ok_or_else(|| {
@@ -320,7 +354,10 @@ mod tests {
                 ("x-message-ttl", AMQPValue::LongInt(5)),
                 ("x-max-length", AMQPValue::ShortInt(3)),
                 ("x-overflow", AMQPValue::LongString("reject-publish".into())),
-                ("x-dead-letter-exchange", AMQPValue::LongString("dlx".into())),
+                (
+                    "x-dead-letter-exchange",
+                    AMQPValue::LongString("dlx".into()),
+                ),
                 ("x-single-active-consumer", AMQPValue::Boolean(true)),
             ]),
         )
@@ -330,10 +367,25 @@ mod tests {
         assert_eq!(c.overflow, Overflow::RejectPublish);
         assert!(c.may_refuse() && c.single_active_consumer);
         assert_eq!(c.dead_letter_exchange.as_deref(), Some("dlx"));
-        let e = validate("q", "/", &table(&[("x-queue-type", AMQPValue::LongString("quorum".into()))])).unwrap_err();
+        let e = validate(
+            "q",
+            "/",
+            &table(&[("x-queue-type", AMQPValue::LongString("quorum".into()))]),
+        )
+        .unwrap_err();
         assert_eq!(e.code, ReplyCode::NotImplemented);
-        validate("q", "/", &table(&[("x-queue-type", AMQPValue::LongString("classic".into()))])).unwrap();
-        validate("q", "/", &table(&[("x-queue-mode", AMQPValue::LongString("lazy".into()))])).unwrap();
+        validate(
+            "q",
+            "/",
+            &table(&[("x-queue-type", AMQPValue::LongString("classic".into()))]),
+        )
+        .unwrap();
+        validate(
+            "q",
+            "/",
+            &table(&[("x-queue-mode", AMQPValue::LongString("lazy".into()))]),
+        )
+        .unwrap();
         validate("q", "/", &table(&[("x-custom", AMQPValue::LongInt(5))])).unwrap();
     }
 

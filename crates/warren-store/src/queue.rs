@@ -62,12 +62,24 @@ impl Lane {
         let id = m.id;
         self.live += 1;
         if self.slots.back().is_none_or(|s| s.id < id) {
-            self.slots.push_back(Slot { id, message: Some(m) });
+            self.slots.push_back(Slot {
+                id,
+                message: Some(m),
+            });
         } else if self.slots.front().is_some_and(|s| s.id > id) {
-            self.slots.push_front(Slot { id, message: Some(m) });
+            self.slots.push_front(Slot {
+                id,
+                message: Some(m),
+            });
         } else {
             let at = self.slots.partition_point(|s| s.id < id);
-            self.slots.insert(at, Slot { id, message: Some(m) });
+            self.slots.insert(
+                at,
+                Slot {
+                    id,
+                    message: Some(m),
+                },
+            );
         }
     }
 
@@ -140,7 +152,12 @@ impl MessageQueue {
 
     /// Append a newly published message with `priority` (clamped to the queue's maximum)
     /// and an optional expiry; returns its id.
-    pub fn push(&mut self, message: MessageRef, priority: u8, expires_at: Option<Deadline>) -> MessageId {
+    pub fn push(
+        &mut self,
+        message: MessageRef,
+        priority: u8,
+        expires_at: Option<Deadline>,
+    ) -> MessageId {
         let id = self.next_id;
         self.next_id += 1;
         let priority = self.lane_of(priority);
@@ -193,7 +210,9 @@ impl MessageQueue {
     pub fn requeue(&mut self, ids: impl IntoIterator<Item = MessageId>) -> usize {
         let mut n = 0;
         for id in ids {
-            let Some(mut m) = self.unacked.remove(&id) else { continue };
+            let Some(mut m) = self.unacked.remove(&id) else {
+                continue;
+            };
             m.redelivered = true;
             m.delivery_count = m.delivery_count.saturating_add(1);
             self.add_ready(m);
@@ -214,7 +233,9 @@ impl MessageQueue {
     pub fn return_undelivered(&mut self, ids: impl IntoIterator<Item = MessageId>) -> usize {
         let mut n = 0;
         for id in ids {
-            let Some(m) = self.unacked.remove(&id) else { continue };
+            let Some(m) = self.unacked.remove(&id) else {
+                continue;
+            };
             self.add_ready(m);
             n += 1;
         }
@@ -352,8 +373,13 @@ mod tests {
         let b = q.pop(true).unwrap();
         let c = q.pop(true).unwrap();
         assert_eq!(q.requeue([c.id, a.id]), 2);
-        let order: Vec<_> = std::iter::from_fn(|| q.pop(false)).map(|m| (m.id, m.redelivered, m.delivery_count)).collect();
-        assert_eq!(order, vec![(0, true, 1), (2, true, 1), (3, false, 0), (4, false, 0)]);
+        let order: Vec<_> = std::iter::from_fn(|| q.pop(false))
+            .map(|m| (m.id, m.redelivered, m.delivery_count))
+            .collect();
+        assert_eq!(
+            order,
+            vec![(0, true, 1), (2, true, 1), (3, false, 0), (4, false, 0)]
+        );
         assert_eq!(q.unacked_len(), 1);
         assert!(q.ack(b.id).is_some());
         assert!(q.ack(b.id).is_none());
@@ -381,7 +407,9 @@ mod tests {
         let first = q.pop(true).unwrap();
         assert_eq!((first.message.body[0], first.priority), (1, 5));
         q.requeue([first.id]);
-        let order: Vec<u8> = std::iter::from_fn(|| q.pop(false)).map(|m| m.message.body[0]).collect();
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop(false))
+            .map(|m| m.message.body[0])
+            .collect();
         assert_eq!(order, vec![1, 3, 2, 0]);
     }
 
@@ -393,7 +421,13 @@ mod tests {
         q.push(msg(2), 0, None);
         assert_eq!(q.next_expiry(), Some(10));
         let expired = q.expire(10);
-        assert_eq!(expired.iter().map(|m| m.message.body[0]).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            expired
+                .iter()
+                .map(|m| m.message.body[0])
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(q.ready_len(), 2);
         assert_eq!(q.next_expiry(), Some(1_000));
         // A delivered message does not expire; its heap entry is skipped.
@@ -502,7 +536,7 @@ mod tests {
                         got.sort_unstable();
                         let mut want: Vec<u64> = ready.iter().filter(|m| m.2.is_some_and(|d| d <= now)).map(|m| m.0).collect();
                         want.sort_unstable();
-                        ready.retain(|m| !m.2.is_some_and(|d| d <= now));
+                        ready.retain(|m| m.2.is_none_or(|d| d > now));
                         prop_assert_eq!(got, want);
                     }
                     Op::Purge => {

@@ -39,13 +39,18 @@ impl Channel {
         } else {
             Arc::from(m.consumer_tag.as_str())
         };
-        if self.consumers.contains_key(&tag) || self.reply_consumer.as_ref().is_some_and(|r| r.tag == tag) {
-            return Err(not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        if self.consumers.contains_key(&tag)
+            || self.reply_consumer.as_ref().is_some_and(|r| r.tag == tag)
+        {
+            return Err(not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
         }
         if &*queue_name == super::REPLY_TO {
             return self.consume_replies(s, tag, m.no_ack, m.nowait);
         }
-        let priority = crate::queue_args::consumer_priority(&queue_name, s.vhost.name(), &m.arguments)?;
+        let priority =
+            crate::queue_args::consumer_priority(&queue_name, s.vhost.name(), &m.arguments)?;
         let queue = s.vhost.queue(&queue_name, s.id)?;
         let id = s.broker.next_consumer_id();
         let prefetch = (!m.no_ack).then(|| Credit::new(self.prefetch_count.into()));
@@ -164,7 +169,11 @@ impl Channel {
     /// When a delivery from `queue` must be acknowledged by: the queue's
     /// `x-consumer-timeout`, else the broker's consumer timeout. Records the earliest
     /// deadline with the connection, which checks it.
-    fn ack_deadline_for(&self, s: &mut Session, queue: &crate::queue::QueueRef) -> Option<(tokio::time::Instant, std::time::Duration)> {
+    fn ack_deadline_for(
+        &self,
+        s: &mut Session,
+        queue: &crate::queue::QueueRef,
+    ) -> Option<(tokio::time::Instant, std::time::Duration)> {
         let timeout = queue
             .spec
             .config

@@ -113,7 +113,10 @@ mod tests {
         c.resolve(4, false);
         c.resolve(5, true);
         c.flush(&mut out, 1);
-        assert_eq!(sent(&mut out), vec![(true, 3, true), (false, 4, false), (true, 5, false)]);
+        assert_eq!(
+            sent(&mut out),
+            vec![(true, 3, true), (false, 4, false), (true, 5, false)]
+        );
         c.flush(&mut out, 1);
         assert!(sent(&mut out).is_empty());
     }

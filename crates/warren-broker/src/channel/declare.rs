@@ -87,6 +87,20 @@ impl Channel {
         s: &mut Session,
         m: &queue::Declare,
     ) -> AmqpResult {
+        if m.queue.as_str() == super::REPLY_TO {
+            // The direct reply-to pseudo-queue always "exists", as in RabbitMQ.
+            if !m.nowait {
+                s.send_method(
+                    self.id,
+                    &AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                        queue: super::REPLY_TO.into(),
+                        message_count: 0,
+                        consumer_count: 1,
+                    })),
+                );
+            }
+            return Ok(());
+        }
         let generated;
         let name = if m.queue.as_str().is_empty() && !m.passive {
             generated = names::queue_name();

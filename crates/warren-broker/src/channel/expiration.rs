@@ -18,9 +18,14 @@ pub(crate) fn parse_expiration(raw: &[u8]) -> Result<u64, String> {
     }
     let (number, rest) = unsigned.split_at(digits);
     if !rest.is_empty() {
-        return Err(format!("{{leftover_string,\"{}\"}}", String::from_utf8_lossy(rest)));
+        return Err(format!(
+            "{{leftover_string,\"{}\"}}",
+            String::from_utf8_lossy(rest)
+        ));
     }
-    let trimmed = std::str::from_utf8(number).unwrap_or("0").trim_start_matches('0');
+    let trimmed = std::str::from_utf8(number)
+        .unwrap_or("0")
+        .trim_start_matches('0');
     if trimmed.is_empty() {
         return Ok(0);
     }
@@ -49,7 +54,13 @@ mod tests {
         assert_eq!(p(b"-1").unwrap_err(), "{value_negative,-1}");
         assert_eq!(p(b"1.5").unwrap_err(), "{leftover_string,\".5\"}");
         assert_eq!(p(b"100 ").unwrap_err(), "{leftover_string,\" \"}");
-        assert_eq!(p(b"315360000001").unwrap_err(), "{value_too_large,315360000001}");
-        assert_eq!(p(b"99999999999999999999").unwrap_err(), "{value_too_large,99999999999999999999}");
+        assert_eq!(
+            p(b"315360000001").unwrap_err(),
+            "{value_too_large,315360000001}"
+        );
+        assert_eq!(
+            p(b"99999999999999999999").unwrap_err(),
+            "{value_too_large,99999999999999999999}"
+        );
     }
 }

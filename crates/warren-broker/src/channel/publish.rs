@@ -18,9 +18,9 @@ use warren_store::{Message, MessageRef};
 use super::Channel;
 use super::ack::Settle;
 use super::confirm::Confirms;
-use super::unacked::Pending;
 use super::expiration::parse_expiration;
 use super::reply_to::{REPLY_TO, reply_target};
+use super::unacked::Pending;
 use crate::broker::ReplyTarget;
 use crate::connection::{Outbound, Session};
 use crate::error::{AmqpResult, exchange_not_found, not_implemented, precondition};
@@ -150,12 +150,18 @@ impl Channel {
             Some(span) => {
                 let raw = span.of(&properties);
                 Some(parse_expiration(raw).map_err(|why| {
-                    precondition(format!("invalid expiration '{}': {why}", String::from_utf8_lossy(raw)))
+                    precondition(format!(
+                        "invalid expiration '{}': {why}",
+                        String::from_utf8_lossy(raw)
+                    ))
                 })?)
             }
             None => None,
         };
-        if summary.reply_to.is_some_and(|span| span.of(&properties) == REPLY_TO.as_bytes()) {
+        if summary
+            .reply_to
+            .is_some_and(|span| span.of(&properties) == REPLY_TO.as_bytes())
+        {
             properties = self.rewrite_reply_to(&properties)?;
         }
         let exchange = std::str::from_utf8(&method.exchange).map_err(|_| {
@@ -173,8 +179,13 @@ impl Channel {
             let bcc = header_routes(headers.headers(), "BCC")?;
             strip_bcc = !bcc.is_empty() || headers.headers().is_some_and(|h| h.contains_key("BCC"));
             extra.extend(bcc);
-            s.vhost
-                .route(exchange, &method.routing_key, &extra, &headers, &mut targets)?;
+            s.vhost.route(
+                exchange,
+                &method.routing_key,
+                &extra,
+                &headers,
+                &mut targets,
+            )?;
         }
         let reply = reply_target(s, exchange, &method.routing_key);
         if strip_bcc {
@@ -236,11 +247,9 @@ impl Channel {
         } else {
             for queue in targets {
                 let confirm = match seq {
-                    Some(seq) if queue.spec.config.may_refuse() => Some(ConfirmTicket::new(
-                        s.handle.tx.clone(),
-                        self.id,
-                        seq,
-                    )),
+                    Some(seq) if queue.spec.config.may_refuse() => {
+                        Some(ConfirmTicket::new(s.handle.tx.clone(), self.id, seq))
+                    }
                     _ => None,
                 };
                 let asks = confirm.is_some();

@@ -32,7 +32,13 @@ pub(super) struct ReplyConsumer {
 
 impl Channel {
     /// `basic.consume` on the pseudo-queue.
-    pub(super) fn consume_replies(&mut self, s: &mut Session, tag: Arc<str>, no_ack: bool, nowait: bool) -> AmqpResult {
+    pub(super) fn consume_replies(
+        &mut self,
+        s: &mut Session,
+        tag: Arc<str>,
+        no_ack: bool,
+        nowait: bool,
+    ) -> AmqpResult {
         if !no_ack {
             return Err(precondition("reply consumer cannot acknowledge"));
         }
@@ -49,7 +55,10 @@ impl Channel {
                 consumer_tag: tag.clone(),
             },
         );
-        self.reply_consumer = Some(ReplyConsumer { tag: tag.clone(), token });
+        self.reply_consumer = Some(ReplyConsumer {
+            tag: tag.clone(),
+            token,
+        });
         if !nowait {
             s.send_method(
                 self.id,
@@ -81,12 +90,23 @@ impl Channel {
         };
         let props = decode_properties(properties)?;
         let address = format!("{REPLY_TO}.{}", reply.token);
-        Ok(Bytes::from(encode_properties(&props.with_reply_to(address.as_str().into()))?))
+        Ok(Bytes::from(encode_properties(
+            &props.with_reply_to(address.as_str().into()),
+        )?))
     }
 
     /// Encode a reply for this channel's reply consumer (no-ack: nothing to track).
-    pub(crate) fn deliver_reply(&mut self, s: &mut Session, consumer_tag: &str, message: &warren_store::Message) {
-        if self.reply_consumer.as_ref().is_none_or(|r| &*r.tag != consumer_tag) {
+    pub(crate) fn deliver_reply(
+        &mut self,
+        s: &mut Session,
+        consumer_tag: &str,
+        message: &warren_store::Message,
+    ) {
+        if self
+            .reply_consumer
+            .as_ref()
+            .is_none_or(|r| &*r.tag != consumer_tag)
+        {
             return;
         }
         let tag = self.next_tag();

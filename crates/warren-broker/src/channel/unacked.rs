@@ -68,7 +68,10 @@ impl Unacked {
 impl Unacked {
     /// The earliest acknowledgement deadline among outstanding deliveries.
     pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
-        self.list.iter().filter_map(|p| p.deadline.map(|(at, _)| at)).min()
+        self.list
+            .iter()
+            .filter_map(|p| p.deadline.map(|(at, _)| at))
+            .min()
     }
 
     /// The timeout of a delivery whose deadline has passed, if one has.

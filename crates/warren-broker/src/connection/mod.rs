@@ -326,7 +326,10 @@ impl Connection {
                  This timeout value can be configured, see consumers doc guide to learn more",
                 timeout.as_millis()
             );
-            self.close_channel(id, &AmqpException::channel(ReplyCode::PreconditionFailed, text));
+            self.close_channel(
+                id,
+                &AmqpException::channel(ReplyCode::PreconditionFailed, text),
+            );
         }
         self.session.ack_deadline = self
             .channels

@@ -87,7 +87,8 @@ impl Consumers {
         let at = if self.single_active {
             self.list.len()
         } else {
-            self.list.partition_point(|(_, c)| c.priority >= consumer.priority)
+            self.list
+                .partition_point(|(_, c)| c.priority >= consumer.priority)
         };
         self.list.insert(at, (order, consumer));
     }
@@ -133,7 +134,10 @@ impl Consumers {
         let mut start = 0;
         while start < self.list.len() {
             let priority = self.list[start].1.priority;
-            let len = self.list[start..].iter().take_while(|(_, c)| c.priority == priority).count();
+            let len = self.list[start..]
+                .iter()
+                .take_while(|(_, c)| c.priority == priority)
+                .count();
             let cursor = self.cursor(priority) % len;
             for k in 0..len {
                 let at = start + (cursor + k) % len;
@@ -148,7 +152,10 @@ impl Consumers {
     }
 
     fn cursor(&self, priority: i64) -> usize {
-        self.cursors.iter().find(|(p, _)| *p == priority).map_or(0, |(_, c)| *c)
+        self.cursors
+            .iter()
+            .find(|(p, _)| *p == priority)
+            .map_or(0, |(_, c)| *c)
     }
 
     fn set_cursor(&mut self, priority: i64, next: usize) {

@@ -111,16 +111,23 @@ pub(crate) fn dead_letter(
     let mut props = decode_properties(&message.properties).unwrap_or_default();
     let mut headers = props.headers().clone().unwrap_or_default();
     let cc = cc_keys(&headers);
-    let mut routing_keys = vec![AMQPValue::LongString(LongString::from(message.routing_key.to_vec()))];
+    let mut routing_keys = vec![AMQPValue::LongString(LongString::from(
+        message.routing_key.to_vec(),
+    ))];
     routing_keys.extend(cc.iter().map(|k| octets(k)));
-    let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut info = FieldTable::default();
     info.insert("count".into(), AMQPValue::LongLongInt(1));
     info.insert("reason".into(), text(reason.name()));
     info.insert("queue".into(), text(queue));
     info.insert("time".into(), AMQPValue::Timestamp(time));
     info.insert("exchange".into(), octets(&message.exchange));
-    info.insert("routing-keys".into(), AMQPValue::FieldArray(FieldArray::from(routing_keys)));
+    info.insert(
+        "routing-keys".into(),
+        AMQPValue::FieldArray(FieldArray::from(routing_keys)),
+    );
     if let Some(expiration) = props.expiration() {
         info.insert("original-expiration".into(), text(expiration.as_str()));
     }
@@ -139,7 +146,9 @@ pub(crate) fn dead_letter(
                     if long_string_of(t, "queue").as_deref() == Some(queue.as_bytes())
                         && long_string_of(t, "reason").as_deref() == Some(reason.name().as_bytes()));
                 match entry {
-                    AMQPValue::FieldTable(t) if same && matched.is_none() => matched = Some(t.clone()),
+                    AMQPValue::FieldTable(t) if same && matched.is_none() => {
+                        matched = Some(t.clone())
+                    }
                     other => others.push(other.clone()),
                 }
             }
@@ -160,7 +169,10 @@ pub(crate) fn dead_letter(
         // Not an array: RabbitMQ replaces it.
         Some(_) => vec![AMQPValue::FieldTable(info)],
     };
-    headers.insert("x-death".into(), AMQPValue::FieldArray(FieldArray::from(deaths)));
+    headers.insert(
+        "x-death".into(),
+        AMQPValue::FieldArray(FieldArray::from(deaths)),
+    );
     let (routing_key, extra_keys) = match dead_letter_routing_key {
         Some(key) => {
             // With an explicit key the CC keys no longer apply.
@@ -177,7 +189,9 @@ pub(crate) fn dead_letter(
     };
     props = props.with_headers(headers.clone());
     let props = strip_expiration(props);
-    let properties = encode_properties(&props).map(Bytes::from).unwrap_or_else(|_| message.properties.clone());
+    let properties = encode_properties(&props)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| message.properties.clone());
     DeadLetter {
         message: std::sync::Arc::new(Message {
             exchange: Bytes::copy_from_slice(exchange.as_bytes()),
@@ -253,7 +267,9 @@ pub(crate) fn is_cycle(headers: &FieldTable, reason: Reason, target: &str) -> bo
     };
     let mut saw_reject = false;
     for entry in deaths.as_slice() {
-        let AMQPValue::FieldTable(t) = entry else { continue };
+        let AMQPValue::FieldTable(t) = entry else {
+            continue;
+        };
         saw_reject |= long_string_of(t, "reason").as_deref() == Some(b"rejected".as_slice());
         if long_string_of(t, "queue").as_deref() == Some(target.as_bytes()) {
             return !saw_reject;
@@ -296,11 +312,17 @@ mod tests {
     fn first_death_and_repeat_deaths() {
         let m = message(&BasicProperties::default().with_expiration("60000".into()));
         let first = dead_letter(&m, Reason::Rejected, "A", "dlx", None);
-        assert_eq!(long_string_of(&first.headers, "x-first-death-queue").unwrap(), b"A");
+        assert_eq!(
+            long_string_of(&first.headers, "x-first-death-queue").unwrap(),
+            b"A"
+        );
         let d = deaths(&first.headers);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].inner().get("count"), Some(&AMQPValue::LongLongInt(1)));
-        assert_eq!(long_string_of(&d[0], "original-expiration").unwrap(), b"60000");
+        assert_eq!(
+            long_string_of(&d[0], "original-expiration").unwrap(),
+            b"60000"
+        );
         let props = decode_properties(&first.message.properties).unwrap();
         assert!(props.expiration().is_none());
         assert_eq!(&first.message.exchange[..], b"dlx");
@@ -311,7 +333,10 @@ mod tests {
         assert_eq!(long_string_of(&d[0], "queue").unwrap(), b"A");
         assert_eq!(d[0].inner().get("count"), Some(&AMQPValue::LongLongInt(2)));
         assert_eq!(long_string_of(&d[1], "queue").unwrap(), b"B");
-        assert_eq!(long_string_of(&third.headers, "x-first-death-queue").unwrap(), b"A");
+        assert_eq!(
+            long_string_of(&third.headers, "x-first-death-queue").unwrap(),
+            b"A"
+        );
     }
 
     #[test]
@@ -329,7 +354,10 @@ mod tests {
     #[test]
     fn dead_letter_routing_key_replaces_keys_and_cc() {
         let mut h = FieldTable::default();
-        h.insert("CC".into(), AMQPValue::FieldArray(FieldArray::from(vec![text("cc1")])));
+        h.insert(
+            "CC".into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![text("cc1")])),
+        );
         let m = message(&BasicProperties::default().with_headers(h));
         let plain = dead_letter(&m, Reason::Rejected, "A", "x", None);
         assert_eq!(plain.extra_keys, vec![Bytes::from_static(b"cc1")]);
@@ -338,6 +366,8 @@ mod tests {
         assert!(keyed.extra_keys.is_empty());
         assert!(!keyed.headers.contains_key("CC"));
         let d = deaths(&keyed.headers);
-        assert!(matches!(d[0].inner().get("routing-keys"), Some(AMQPValue::FieldArray(a)) if a.as_slice().len() == 2));
+        assert!(
+            matches!(d[0].inner().get("routing-keys"), Some(AMQPValue::FieldArray(a)) if a.as_slice().len() == 2)
+        );
     }
 }

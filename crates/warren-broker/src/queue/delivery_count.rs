@@ -14,7 +14,10 @@ pub(crate) fn with_delivery_count(message: &MessageRef, count: u32) -> MessageRe
         return message.clone();
     };
     let mut headers = props.headers().clone().unwrap_or_default();
-    headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(count.into()));
+    headers.insert(
+        "x-delivery-count".into(),
+        AMQPValue::LongLongInt(count.into()),
+    );
     let Ok(raw) = encode_properties(&props.with_headers(headers)) else {
         return message.clone();
     };

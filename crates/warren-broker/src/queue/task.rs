@@ -12,7 +12,9 @@ use warren_codec::ReplyCode;
 use warren_store::{MessageQueue, MessageRef, QueuedMessage};
 
 use super::dead_letter::{Reason, dead_letter, is_cycle};
-use super::{ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, consumers::Consumers};
+use super::{
+    ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, consumers::Consumers,
+};
 use crate::connection::{Delivery, Outbound};
 use crate::error::AmqpException;
 use crate::queue_args::{Overflow, QueueConfig};
@@ -153,7 +155,10 @@ impl QueueTask {
                 }
             }
             QueueCmd::Discard { ids } => {
-                let dead: Vec<QueuedMessage> = ids.into_iter().filter_map(|id| self.store.take_unacked(id)).collect();
+                let dead: Vec<QueuedMessage> = ids
+                    .into_iter()
+                    .filter_map(|id| self.store.take_unacked(id))
+                    .collect();
                 self.dead_letter(dead, Reason::Rejected);
             }
             QueueCmd::Requeue { ids } => self.requeue(ids),
@@ -210,7 +215,8 @@ impl QueueTask {
         };
         let now = self.now();
         let priority = message.priority;
-        self.store.push(message, priority, ttl.map(|t| now.saturating_add(t)));
+        self.store
+            .push(message, priority, ttl.map(|t| now.saturating_add(t)));
         if let Some(ticket) = confirm {
             ticket.resolve(true);
         }
@@ -230,7 +236,10 @@ impl QueueTask {
         let len = self.store.ready_len() as u64;
         let bytes = self.store.ready_bytes() as u64;
         self.config.max_length.is_some_and(|max| len + 1 > max)
-            || self.config.max_length_bytes.is_some_and(|max| bytes + size as u64 > max)
+            || self
+                .config
+                .max_length_bytes
+                .is_some_and(|max| bytes + size as u64 > max)
     }
 
     fn over_limit(&self) -> bool {
@@ -275,7 +284,9 @@ impl QueueTask {
         };
         let mut poisoned = Vec::new();
         for id in ids {
-            let Some(m) = self.store.take_unacked(id) else { continue };
+            let Some(m) = self.store.take_unacked(id) else {
+                continue;
+            };
             if u64::from(m.delivery_count) + 1 > limit {
                 poisoned.push(m);
             } else {
@@ -291,12 +302,21 @@ impl QueueTask {
         if messages.is_empty() {
             return;
         }
-        let (Some(dlx), Some(vhost)) = (self.config.dead_letter_exchange.as_deref(), self.vhost.upgrade()) else {
+        let (Some(dlx), Some(vhost)) = (
+            self.config.dead_letter_exchange.as_deref(),
+            self.vhost.upgrade(),
+        ) else {
             return;
         };
         let name = self.queue.name().clone();
         for m in messages {
-            let dl = dead_letter(&m.message, reason, &name, dlx, self.config.dead_letter_routing_key.as_deref());
+            let dl = dead_letter(
+                &m.message,
+                reason,
+                &name,
+                dlx,
+                self.config.dead_letter_routing_key.as_deref(),
+            );
             let mut targets = Targets::new();
             if !vhost.route_dead_letter(dlx, &dl.routing_key, &dl.extra_keys, &dl, &mut targets) {
                 continue;
@@ -317,11 +337,16 @@ impl QueueTask {
     fn consume(&mut self, consumer: Consumer) -> Result<(), AmqpException> {
         // RabbitMQ refuses exclusive consumers on single-active-consumer queues outright.
         let refused = self.consumers.has_exclusive()
-            || (consumer.exclusive && (!self.consumers.is_empty() || self.config.single_active_consumer));
+            || (consumer.exclusive
+                && (!self.consumers.is_empty() || self.config.single_active_consumer));
         if refused {
             return Err(AmqpException::channel(
                 ReplyCode::AccessRefused,
-                format!("queue '{}' in vhost '{}' in exclusive use", self.queue.name(), self.vhost_name()),
+                format!(
+                    "queue '{}' in vhost '{}' in exclusive use",
+                    self.queue.name(),
+                    self.vhost_name()
+                ),
             ));
         }
         self.consumers.add(consumer);
@@ -417,8 +442,15 @@ impl QueueTask {
         };
         if let Some(why) = refusal {
             if let Some(reply) = reply {
-                let text = format!("queue '{}' in vhost '{}' {why}", self.queue.name(), self.vhost_name());
-                let _ = reply.send(Err(AmqpException::channel(ReplyCode::PreconditionFailed, text)));
+                let text = format!(
+                    "queue '{}' in vhost '{}' {why}",
+                    self.queue.name(),
+                    self.vhost_name()
+                );
+                let _ = reply.send(Err(AmqpException::channel(
+                    ReplyCode::PreconditionFailed,
+                    text,
+                )));
             }
             return Next::Continue;
         }
