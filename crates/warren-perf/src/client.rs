@@ -153,11 +153,21 @@ impl Client {
         }
     }
 
-    pub async fn declare_queue(&mut self, name: &str) -> io::Result<()> {
+    pub async fn declare_queue(&mut self, name: &str, args: &[String]) -> io::Result<()> {
+        let mut arguments = FieldTable::default();
+        for arg in args {
+            let (k, v) = arg.split_once('=').ok_or_else(|| err(format!("queue argument {arg:?} is not key=value")))?;
+            let value = match v.parse::<i64>() {
+                Ok(n) => warren_codec::types::AMQPValue::LongLongInt(n),
+                Err(_) => warren_codec::types::AMQPValue::LongString(v.into()),
+            };
+            arguments.insert(k.into(), value);
+        }
         self.send(
             1,
             &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
                 queue: name.into(),
+                arguments,
                 ..Default::default()
             })),
         )

@@ -70,6 +70,16 @@ struct Args {
     /// Do not print per-second progress.
     #[arg(long)]
     quiet: bool,
+    /// Per-message TTL (`expiration` property) in milliseconds.
+    #[arg(long)]
+    expiration: Option<u64>,
+    /// A queue argument `key=value` for the declaration (integers as long, else text);
+    /// repeatable.
+    #[arg(long = "queue-arg")]
+    queue_args: Vec<String>,
+    /// Leave the queue in place at the end (default: delete it).
+    #[arg(long)]
+    keep_queue: bool,
 }
 
 #[derive(Debug, Default)]
@@ -96,7 +106,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Res<()> {
     let target = Target::parse(&args.url)?;
     let mut setup = Client::connect(&target).await?;
-    setup.declare_queue(&args.queue).await?;
+    setup.declare_queue(&args.queue, &args.queue_args).await?;
     setup.purge_queue(&args.queue).await?;
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -163,7 +173,9 @@ async fn run(args: Args) -> Res<()> {
         t.abort();
     }
     // Leave nothing behind on the broker.
-    setup.delete_queue(&args.queue).await?;
+    if !args.keep_queue {
+        setup.delete_queue(&args.queue).await?;
+    }
     let per_msg = |cpu: f64| {
         if consumed > 0 {
             cpu / consumed as f64 * 1e6
