@@ -49,6 +49,11 @@ pub(crate) struct Cli {
     )]
     pub loopback_users: Vec<String>,
 
+    /// How long a delivery may stay unacknowledged before its channel is closed, in
+    /// milliseconds (0 disables; queues may set their own with `x-consumer-timeout`).
+    #[arg(long, env = "WARREN_CONSUMER_TIMEOUT", default_value_t = 1_800_000)]
+    pub consumer_timeout: u64,
+
     /// Heartbeat interval offered to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,

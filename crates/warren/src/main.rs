@@ -43,6 +43,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     let mut config = Config::new(cli.data_dir.clone());
     config.heartbeat = cli.heartbeat;
+    config.consumer_timeout =
+        (cli.consumer_timeout > 0).then(|| std::time::Duration::from_millis(cli.consumer_timeout));
     config.users = vec![User {
         name: cli.default_user.clone(),
         password: cli.default_pass.clone(),
