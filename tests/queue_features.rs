@@ -618,7 +618,7 @@ async fn retry_pipeline_counts_deaths_and_parks_poison_messages() {
     assert_eq!(
         seen,
         vec![
-            None,
+            Some(AMQPValue::LongLongInt(0)),
             Some(AMQPValue::LongLongInt(1)),
             Some(AMQPValue::LongLongInt(2))
         ]

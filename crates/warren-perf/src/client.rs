@@ -156,7 +156,9 @@ impl Client {
     pub async fn declare_queue(&mut self, name: &str, args: &[String]) -> io::Result<()> {
         let mut arguments = FieldTable::default();
         for arg in args {
-            let (k, v) = arg.split_once('=').ok_or_else(|| err(format!("queue argument {arg:?} is not key=value")))?;
+            let (k, v) = arg
+                .split_once('=')
+                .ok_or_else(|| err(format!("queue argument {arg:?} is not key=value")))?;
             let value = match v.parse::<i64>() {
                 Ok(n) => warren_codec::types::AMQPValue::LongLongInt(n),
                 Err(_) => warren_codec::types::AMQPValue::LongString(v.into()),

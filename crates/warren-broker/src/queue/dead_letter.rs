@@ -162,8 +162,9 @@ pub(crate) fn dead_letter(
                 }
                 None => info,
             };
+            // RabbitMQ regroups the other entries with a fold that reverses them each time.
             let mut all = vec![AMQPValue::FieldTable(front)];
-            all.extend(others);
+            all.extend(others.into_iter().rev());
             all
         }
         // Not an array: RabbitMQ replaces it.

@@ -357,7 +357,7 @@ impl QueueTask {
     fn get(&mut self, track: bool, reply: oneshot::Sender<Option<GetReply>>) {
         self.expire();
         let got = self.store.pop(track).map(|m| GetReply {
-            message: self.with_delivery_count(m),
+            message: self.with_delivery_count(m, true),
             remaining: u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX),
         });
         if let Err(Some(unsent)) = reply.send(got) {
@@ -373,9 +373,10 @@ impl QueueTask {
         }
     }
 
-    /// With `x-delivery-limit`, redelivered messages carry `x-delivery-count`.
-    fn with_delivery_count(&self, mut m: QueuedMessage) -> QueuedMessage {
-        if self.config.delivery_limit.is_some() && m.delivery_count > 0 {
+    /// With `x-delivery-limit`, redelivered messages carry `x-delivery-count`; as in
+    /// RabbitMQ's quorum queues, `basic.get` shows it from the first delivery (as 0).
+    fn with_delivery_count(&self, mut m: QueuedMessage, always: bool) -> QueuedMessage {
+        if self.config.delivery_limit.is_some() && (always || m.delivery_count > 0) {
             m.message = super::delivery_count::with_delivery_count(&m.message, m.delivery_count);
         }
         m
@@ -392,7 +393,7 @@ impl QueueTask {
                 self.consumers.get(at).untake();
                 break;
             };
-            let message = self.with_delivery_count(message);
+            let message = self.with_delivery_count(message, false);
             let consumer = self.consumers.get(at);
             let delivery = Delivery {
                 channel: consumer.channel,
