@@ -5,12 +5,17 @@
 //! (as RabbitMQ's classic queues do). Messages are shared (`Arc`), so one publish routed
 //! to ten queues is stored once.
 //!
+//! It also owns the on-disk message log of durable queues ([`segment`]): segment files
+//! with CRC-framed records, group-committed syncs, and recovery that cuts damage
+//! instead of panicking.
+//!
 //! Must not know: consumers, channels, sockets, tokio, exchanges or the wire format. The
 //! broker's queue task decides *who* gets a message; this crate only keeps *what* is
 //! there, so it can be model-tested against a plain `VecDeque`.
 
 mod message;
 mod queue;
+pub mod segment;
 
 pub use message::{Message, MessageRef};
 pub use queue::{MessageId, MessageQueue, QueuedMessage};

@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::MessageRef;
+use crate::segment::Location;
 
 /// A message's position in its queue, increasing in publish order.
 pub type MessageId = u64;
@@ -32,6 +33,8 @@ pub struct QueuedMessage {
     pub priority: u8,
     /// When it expires, if it has a TTL.
     pub expires_at: Option<Deadline>,
+    /// Where it is on disk, for a persistent message in a durable queue.
+    pub location: Option<Location>,
 }
 
 #[derive(Debug)]
@@ -152,11 +155,17 @@ impl MessageQueue {
 
     /// Append a newly published message with `priority` (clamped to the queue's maximum)
     /// and an optional expiry; returns its id.
-    pub fn push(
+    pub fn push(&mut self, message: MessageRef, priority: u8, expires_at: Option<Deadline>) -> MessageId {
+        self.push_stored(message, priority, expires_at, None)
+    }
+
+    /// [`push`](Self::push) for a message also written to disk at `location`.
+    pub fn push_stored(
         &mut self,
         message: MessageRef,
         priority: u8,
         expires_at: Option<Deadline>,
+        location: Option<Location>,
     ) -> MessageId {
         let id = self.next_id;
         self.next_id += 1;
@@ -168,8 +177,23 @@ impl MessageQueue {
             delivery_count: 0,
             priority,
             expires_at,
+            location,
         });
         id
+    }
+
+    /// The id the next pushed message will get.
+    #[must_use]
+    pub fn next_id(&self) -> MessageId {
+        self.next_id
+    }
+
+    /// Put back a message recovered from disk with its original id; later pushes get
+    /// larger ids.
+    pub fn restore(&mut self, mut m: QueuedMessage) {
+        m.priority = self.lane_of(m.priority);
+        self.next_id = self.next_id.max(m.id + 1);
+        self.add_ready(m);
     }
 
     fn add_ready(&mut self, m: QueuedMessage) {
@@ -306,14 +330,21 @@ impl MessageQueue {
         Some(m)
     }
 
-    /// Drop every ready message; returns how many there were. Unacknowledged messages
-    /// stay, as in RabbitMQ.
-    pub fn purge(&mut self) -> usize {
+    /// Drop every ready message; returns the ones that were on disk (so their records
+    /// can be removed) and how many there were. Unacknowledged messages stay, as in
+    /// RabbitMQ.
+    pub fn purge(&mut self) -> (Vec<(Location, MessageId)>, usize) {
+        let stored: Vec<(Location, MessageId)> = self
+            .lanes
+            .iter()
+            .flat_map(Lane::live)
+            .filter_map(|m| m.location.map(|l| (l, m.id)))
+            .collect();
         let n: usize = self.lanes.iter_mut().map(Lane::clear).sum();
         self.expiries.clear();
         self.ready_len = 0;
         self.ready_bytes = 0;
-        n
+        (stored, n)
     }
 
     /// Ready messages.
@@ -391,7 +422,7 @@ mod tests {
         q.push(msg(1), 0, None);
         q.push(msg(2), 0, None);
         let m = q.pop(true).unwrap();
-        assert_eq!(q.purge(), 1);
+        assert_eq!(q.purge().1, 1);
         assert_eq!(q.requeue([m.id]), 1);
         assert_eq!(q.ready_len(), 1);
         assert_eq!(q.ready_bytes(), 1);
@@ -540,7 +571,7 @@ mod tests {
                         prop_assert_eq!(got, want);
                     }
                     Op::Purge => {
-                        prop_assert_eq!(q.purge(), ready.len());
+                        prop_assert_eq!(q.purge().1, ready.len());
                         ready.clear();
                     }
                 }

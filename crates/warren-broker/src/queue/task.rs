@@ -176,7 +176,7 @@ impl QueueTask {
                 let _ = reply.send((ready, consumers));
             }
             QueueCmd::Purge { reply } => {
-                let purged = self.store.purge();
+                let (_stored, purged) = self.store.purge();
                 let _ = reply.send(u32::try_from(purged).unwrap_or(u32::MAX));
             }
             QueueCmd::Delete {
@@ -204,6 +204,7 @@ impl QueueTask {
                     delivery_count: 0,
                     priority: 0,
                     expires_at: None,
+                    location: None,
                 };
                 self.dead_letter(vec![refused], Reason::MaxLen);
             }
