@@ -155,7 +155,12 @@ impl MessageQueue {
 
     /// Append a newly published message with `priority` (clamped to the queue's maximum)
     /// and an optional expiry; returns its id.
-    pub fn push(&mut self, message: MessageRef, priority: u8, expires_at: Option<Deadline>) -> MessageId {
+    pub fn push(
+        &mut self,
+        message: MessageRef,
+        priority: u8,
+        expires_at: Option<Deadline>,
+    ) -> MessageId {
         self.push_stored(message, priority, expires_at, None)
     }
 

@@ -2,7 +2,10 @@
 //! "power loss" (and sometimes keeps a random subset of them, with holes): every message
 //! that was synced and not removed must come back, intact; nothing else may appear.
 
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is the failure report"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,7 +70,12 @@ fn check(recovered: &[Recovered], model: &Model) -> Result<(), TestCaseError> {
     for r in recovered {
         let size = model.published.get(&r.stored.id).copied();
         prop_assert!(size.is_some(), "phantom message {}", r.stored.id);
-        prop_assert_eq!(&r.stored.message, &message(r.stored.id, size.unwrap_or(0)), "message {} corrupt", r.stored.id);
+        prop_assert_eq!(
+            &r.stored.message,
+            &message(r.stored.id, size.unwrap_or(0)),
+            "message {} corrupt",
+            r.stored.id
+        );
     }
     let in_order: Vec<u64> = recovered.iter().map(|r| r.stored.id).collect();
     let sorted: Vec<u64> = ids.iter().copied().collect();
@@ -143,14 +151,20 @@ proptest! {
 fn draining_reclaims_segments() {
     let disk = SimStorage::new();
     let (mut log, _) = SegmentLog::open(disk.clone(), "q", 4096).unwrap();
-    let locs: Vec<Location> = (0..100).map(|id| log.append(id, 0, None, &message(id, 500)).unwrap()).collect();
+    let locs: Vec<Location> = (0..100)
+        .map(|id| log.append(id, 0, None, &message(id, 500)).unwrap())
+        .collect();
     log.sync().unwrap();
     assert!(log.segment_count() > 5);
     for (id, loc) in locs.into_iter().enumerate() {
         log.removed(loc, id as u64).unwrap();
     }
     log.sync().unwrap();
-    assert_eq!(log.segment_count(), 1, "only the segment being written stays");
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "only the segment being written stays"
+    );
     drop(log);
     let (_, recovery) = SegmentLog::open(disk, "q", 4096).unwrap();
     assert!(recovery.messages.is_empty());
@@ -166,8 +180,11 @@ fn delivered_messages_come_back_flagged() {
     log.sync().unwrap();
     drop(log);
     let (_, recovery) = SegmentLog::open(disk, "q", 1 << 20).unwrap();
-    let flags: Vec<(u64, bool, Option<u64>)> =
-        recovery.messages.iter().map(|r| (r.stored.id, r.delivered, r.stored.expires_unix_ms)).collect();
+    let flags: Vec<(u64, bool, Option<u64>)> = recovery
+        .messages
+        .iter()
+        .map(|r| (r.stored.id, r.delivered, r.stored.expires_unix_ms))
+        .collect();
     assert_eq!(flags, vec![(0, true, None), (1, false, Some(99))]);
 }
 
@@ -183,8 +200,15 @@ fn corruption_is_reported_and_skipped_never_a_panic() {
         drop(log);
         disk.corrupt("0000000000.msg", offset);
         let (_, recovery) = SegmentLog::open(disk.clone(), "orders", 1 << 20).unwrap();
-        assert!(!recovery.problems.is_empty(), "offset {offset}: damage not reported");
-        assert!(recovery.problems[0].contains("queue orders"), "{:?}", recovery.problems);
+        assert!(
+            !recovery.problems.is_empty(),
+            "offset {offset}: damage not reported"
+        );
+        assert!(
+            recovery.problems[0].contains("queue orders"),
+            "{:?}",
+            recovery.problems
+        );
         assert!(recovery.messages.len() < 4);
     }
     // A truncated tail loses only the torn record.

@@ -130,6 +130,10 @@ impl Storage for FsStorage {
     }
 }
 
+/// Decides, for a file name and the index of an unsynced write, whether a simulated
+/// crash keeps that write.
+pub type KeepWrite<'a> = dyn Fn(&str, usize) -> bool + 'a;
+
 /// A simulated disk: contents live in memory; [`SimStorage::crash`] keeps only what was
 /// synced (and, if asked, some of what was not, possibly with holes), as a power loss
 /// might.
@@ -160,7 +164,8 @@ struct SimFile {
 
 fn lock(disk: &Mutex<SimDisk>) -> MutexGuard<'_, SimDisk> {
     // A poisoned simulated disk only happens after a test already panicked.
-    disk.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    disk.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A file on the simulated disk.
@@ -186,7 +191,7 @@ impl SimStorage {
     /// kept when `keep(file, write index)` says so and zeroed otherwise (torn and
     /// reordered writes); without, unsynced writes are all lost. File creations and
     /// removals that were not made durable are undone.
-    pub fn crash(&self, keep: Option<&dyn Fn(&str, usize) -> bool>) {
+    pub fn crash(&self, keep: Option<&KeepWrite<'_>>) {
         let mut disk = lock(&self.disk);
         disk.files.retain(|_, f| f.entry_durable);
         for (name, f) in &mut disk.files {
@@ -227,7 +232,11 @@ impl SimStorage {
     /// The size of `name`, if it exists.
     #[must_use]
     pub fn size(&self, name: &str) -> Option<usize> {
-        lock(&self.disk).files.get(name).filter(|f| !f.removed).map(|f| f.data.len())
+        lock(&self.disk)
+            .files
+            .get(name)
+            .filter(|f| !f.removed)
+            .map(|f| f.data.len())
     }
 }
 
@@ -253,7 +262,11 @@ impl StoreFile for SimHandle {
 
     fn read_all(&mut self) -> io::Result<Vec<u8>> {
         let disk = lock(&self.disk);
-        Ok(disk.files.get(&self.name).map(|f| f.data.clone()).unwrap_or_default())
+        Ok(disk
+            .files
+            .get(&self.name)
+            .map(|f| f.data.clone())
+            .unwrap_or_default())
     }
 
     fn sync_job(&self) -> io::Result<SyncJob> {

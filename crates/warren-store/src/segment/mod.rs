@@ -130,7 +130,11 @@ impl<S: Storage> SegmentLog<S> {
                         at += size;
                     }
                     Err(stop) => {
-                        let what = if stop == Stop::Torn { "torn record" } else { "corrupted record" };
+                        let what = if stop == Stop::Torn {
+                            "torn record"
+                        } else {
+                            "corrupted record"
+                        };
                         recovery.problems.push(format!(
                             "queue {label}: segment {n}: {what} at offset {at}; {} octets after it skipped",
                             data.len() - at
@@ -143,7 +147,11 @@ impl<S: Storage> SegmentLog<S> {
             if let Some(stop) = stop {
                 recovery.problems.push(format!(
                     "queue {label}: segment {n}: {} ack record after {} good ones skipped",
-                    if stop == Stop::Torn { "torn" } else { "corrupted" },
+                    if stop == Stop::Torn {
+                        "torn"
+                    } else {
+                        "corrupted"
+                    },
                     records.len()
                 ));
             }
@@ -176,7 +184,12 @@ impl<S: Storage> SegmentLog<S> {
         found.sort_by_key(|r| r.stored.id);
         // Segments with nothing live are garbage; appends go to a fresh segment so no
         // record is ever written after a damaged one.
-        let empty: Vec<u32> = log.segments.iter().filter(|(_, s)| s.live == 0).map(|(n, _)| *n).collect();
+        let empty: Vec<u32> = log
+            .segments
+            .iter()
+            .filter(|(_, s)| s.live == 0)
+            .map(|(n, _)| *n)
+            .collect();
         for n in empty {
             log.delete_segment(n)?;
         }
@@ -214,8 +227,18 @@ impl<S: Storage> SegmentLog<S> {
     }
 
     /// Append a message; returns where it will be.
-    pub fn append(&mut self, id: u64, priority: u8, expires_unix_ms: Option<u64>, message: &Message) -> std::io::Result<Location> {
-        if self.segments.get(&self.current).is_some_and(|s| s.size >= self.segment_bytes) {
+    pub fn append(
+        &mut self,
+        id: u64,
+        priority: u8,
+        expires_unix_ms: Option<u64>,
+        message: &Message,
+    ) -> std::io::Result<Location> {
+        if self
+            .segments
+            .get(&self.current)
+            .is_some_and(|s| s.size >= self.segment_bytes)
+        {
             self.current += 1;
             self.start_segment(self.current)?;
         }
@@ -313,7 +336,9 @@ impl<S: Storage> SegmentLog<S> {
             .segments
             .get_mut(&location.segment)
             .ok_or_else(|| std::io::Error::other("segment is gone"))?;
-        let data = seg.msgs.read_at(u64::from(location.offset), location.len as usize)?;
+        let data = seg
+            .msgs
+            .read_at(u64::from(location.offset), location.len as usize)?;
         match decode_message(&data) {
             Ok(Some((m, _))) => Ok(m),
             _ => Err(std::io::Error::other("record does not decode")),

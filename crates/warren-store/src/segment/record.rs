@@ -41,10 +41,24 @@ pub struct StoredMessage {
 }
 
 /// Append a message record to `out`.
-pub(crate) fn encode_message(out: &mut Vec<u8>, id: u64, priority: u8, expires_unix_ms: Option<u64>, m: &Message) {
+pub(crate) fn encode_message(
+    out: &mut Vec<u8>,
+    id: u64,
+    priority: u8,
+    expires_unix_ms: Option<u64>,
+    m: &Message,
+) {
     let exchange = &m.exchange[..m.exchange.len().min(255)];
     let routing_key = &m.routing_key[..m.routing_key.len().min(255)];
-    let covered = FIXED + 1 + exchange.len() + 1 + routing_key.len() + 4 + m.properties.len() + 4 + m.body.len();
+    let covered = FIXED
+        + 1
+        + exchange.len()
+        + 1
+        + routing_key.len()
+        + 4
+        + m.properties.len()
+        + 4
+        + m.body.len();
     out.reserve(HEADER + covered);
     let start = out.len();
     out.put_u32(u32::try_from(covered + 4).unwrap_or(u32::MAX));
@@ -97,7 +111,9 @@ pub(crate) fn decode_message(buf: &[u8]) -> Result<Option<(StoredMessage, usize)
     if crc32c::crc32c(body) != crc {
         return Err(Stop::Corrupt);
     }
-    parse_covered(body).map(|m| Some((m, total))).ok_or(Stop::Corrupt)
+    parse_covered(body)
+        .map(|m| Some((m, total)))
+        .ok_or(Stop::Corrupt)
 }
 
 fn parse_covered(mut b: &[u8]) -> Option<StoredMessage> {
@@ -218,9 +234,15 @@ mod tests {
         let mut buf = Vec::new();
         encode_ack(&mut buf, AckKind::Removed, 1);
         encode_ack(&mut buf, AckKind::Delivered, 2);
-        assert_eq!(decode_acks(&buf), (vec![(AckKind::Removed, 1), (AckKind::Delivered, 2)], None));
+        assert_eq!(
+            decode_acks(&buf),
+            (vec![(AckKind::Removed, 1), (AckKind::Delivered, 2)], None)
+        );
         assert_eq!(decode_acks(&buf[..20]).1, Some(Stop::Torn));
         buf[14] ^= 1;
-        assert_eq!(decode_acks(&buf), (vec![(AckKind::Removed, 1)], Some(Stop::Corrupt)));
+        assert_eq!(
+            decode_acks(&buf),
+            (vec![(AckKind::Removed, 1)], Some(Stop::Corrupt))
+        );
     }
 }
