@@ -8,6 +8,9 @@
 //!   round-robin delivery under prefetch credit;
 //! - virtual hosts ([`vhost`]): the routing table (`warren-router`) behind one lock held
 //!   only for synchronous calls, queue and exchange lifecycle;
+//! - durability: definitions written through `warren-store`'s definition store and
+//!   flushed before a declaration is answered ([`definitions`]), and each durable
+//!   queue's message log, group-committed by its queue task;
 //! - [`error`]: the ONE place where failures become AMQP reply codes;
 //! - [`server::serve`]: the accept loop, and graceful shutdown with `320 CONNECTION_FORCED`.
 //!
@@ -21,6 +24,7 @@ mod channel;
 pub mod config;
 mod connection;
 mod credit;
+mod definitions;
 pub mod error;
 mod names;
 mod queue;
@@ -28,6 +32,6 @@ mod queue_args;
 pub mod server;
 pub mod vhost;
 
-pub use broker::Broker;
+pub use broker::{Broker, StartError};
 pub use config::{Config, User};
 pub use server::{ServerHandle, serve, spawn};

@@ -67,6 +67,8 @@ pub async fn serve(
     acceptors.shutdown().await;
     let _ = all_done.recv().await;
     info!("all connections closed");
+    broker.sync_queues().await;
+    info!("messages synced to disk");
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

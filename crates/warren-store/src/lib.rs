@@ -9,10 +9,14 @@
 //! with CRC-framed records, group-committed syncs, and recovery that cuts damage
 //! instead of panicking.
 //!
+//! And the durable definitions ([`definitions`]): exchanges, queues and bindings in
+//! sled, behind a narrow trait.
+//!
 //! Must not know: consumers, channels, sockets, tokio, exchanges or the wire format. The
 //! broker's queue task decides *who* gets a message; this crate only keeps *what* is
 //! there, so it can be model-tested against a plain `VecDeque`.
 
+pub mod definitions;
 mod message;
 mod queue;
 pub mod segment;

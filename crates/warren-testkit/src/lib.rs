@@ -23,6 +23,19 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use warren_broker::{Broker, Config, ServerHandle};
 
+/// A stopped [`TestBroker`]'s data directory, to start again.
+#[derive(Debug)]
+pub struct StoppedBroker {
+    data: TempDir,
+}
+
+impl StoppedBroker {
+    /// Start a broker on the kept data directory.
+    pub async fn start(self) -> TestBroker {
+        TestBroker::start_in(self.data, |_| {}).await
+    }
+}
+
 /// A broker serving on `127.0.0.1:<ephemeral>` until [`TestBroker::shutdown`] or drop.
 #[derive(Debug)]
 pub struct TestBroker {
@@ -41,6 +54,37 @@ impl TestBroker {
     /// Start after adjusting the configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data = tempfile::tempdir().expect("temporary data directory");
+        Self::start_in(data, adjust).await
+    }
+
+    /// Stop gracefully (as on SIGTERM) and start again on the same data directory and
+    /// a new port.
+    pub async fn restart(self) -> Self {
+        self.stop().await.start().await
+    }
+
+    /// Stop gracefully (as on SIGTERM), keeping the data directory for [`StoppedBroker::start`].
+    pub async fn stop(mut self) -> StoppedBroker {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let Self { broker, _data, .. } = self;
+        // The definition store stays locked until the old broker is gone.
+        let weak = Arc::downgrade(&broker);
+        drop(broker);
+        for _ in 0..500 {
+            if weak.strong_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(weak.strong_count(), 0, "old broker still referenced");
+        // Let the old queue tasks notice and close their files.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        StoppedBroker { data: _data }
+    }
+
+    async fn start_in(data: TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::new(data.path().join("data"));
         config.auth_failure_delay = Duration::from_millis(200);
         config.close_timeout = Duration::from_secs(2);
@@ -69,6 +113,12 @@ impl TestBroker {
     #[must_use]
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// The data directory the broker runs on.
+    #[must_use]
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._data.path().join("data")
     }
 
     /// The broker itself.

@@ -15,7 +15,7 @@ use crate::queue::QueueCmd;
 use crate::vhost::QueueDeclare;
 
 impl Channel {
-    pub(super) fn exchange_declare(
+    pub(super) async fn exchange_declare(
         &mut self,
         s: &mut Session,
         m: &exchange::Declare,
@@ -32,6 +32,7 @@ impl Channel {
             flags,
             &m.arguments,
         )?;
+        s.vhost.persist_definitions().await?;
         if !m.nowait {
             s.send_method(
                 self.id,
@@ -41,8 +42,13 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn exchange_delete(&mut self, s: &mut Session, m: &exchange::Delete) -> AmqpResult {
+    pub(super) async fn exchange_delete(
+        &mut self,
+        s: &mut Session,
+        m: &exchange::Delete,
+    ) -> AmqpResult {
         s.vhost.exchange_delete(m.exchange.as_str(), m.if_unused)?;
+        s.vhost.persist_definitions().await?;
         if !m.nowait {
             s.send_method(
                 self.id,
@@ -52,10 +58,11 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn exchange_bind(&mut self, s: &mut Session, m: exchange::Bind) -> AmqpResult {
+    pub(super) async fn exchange_bind(&mut self, s: &mut Session, m: exchange::Bind) -> AmqpResult {
         let key = Bytes::copy_from_slice(m.routing_key.as_str().as_bytes());
         s.vhost
             .exchange_bind(m.destination.as_str(), m.source.as_str(), key, m.arguments)?;
+        s.vhost.persist_definitions().await?;
         if !m.nowait {
             s.send_method(
                 self.id,
@@ -65,7 +72,11 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn exchange_unbind(&mut self, s: &mut Session, m: &exchange::Unbind) -> AmqpResult {
+    pub(super) async fn exchange_unbind(
+        &mut self,
+        s: &mut Session,
+        m: &exchange::Unbind,
+    ) -> AmqpResult {
         let key = Bytes::copy_from_slice(m.routing_key.as_str().as_bytes());
         s.vhost.exchange_unbind(
             m.destination.as_str(),
@@ -73,6 +84,7 @@ impl Channel {
             &key,
             &m.arguments,
         )?;
+        s.vhost.persist_definitions().await?;
         if !m.nowait {
             s.send_method(
                 self.id,
@@ -118,6 +130,7 @@ impl Channel {
             arguments: &m.arguments,
         };
         let (queue, created) = s.vhost.queue_declare(&request, s.id)?;
+        s.vhost.persist_definitions().await?;
         if created && m.exclusive {
             s.exclusive_queues.push(queue.clone());
         }
@@ -147,7 +160,7 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_bind(&mut self, s: &mut Session, m: queue::Bind) -> AmqpResult {
+    pub(super) async fn queue_bind(&mut self, s: &mut Session, m: queue::Bind) -> AmqpResult {
         let queue = self.resolve_queue(m.queue.as_str())?;
         // As in RabbitMQ: with the queue name left empty, an empty key is the queue's name.
         let key = if m.queue.as_str().is_empty() && m.routing_key.as_str().is_empty() {
@@ -157,6 +170,7 @@ impl Channel {
         };
         s.vhost
             .queue_bind(&queue, m.exchange.as_str(), key, m.arguments, s.id)?;
+        s.vhost.persist_definitions().await?;
         if !m.nowait {
             s.send_method(
                 self.id,
@@ -166,7 +180,7 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_unbind(&mut self, s: &mut Session, m: &queue::Unbind) -> AmqpResult {
+    pub(super) async fn queue_unbind(&mut self, s: &mut Session, m: &queue::Unbind) -> AmqpResult {
         let queue = self.resolve_queue(m.queue.as_str())?;
         let key = if m.queue.as_str().is_empty() && m.routing_key.as_str().is_empty() {
             Bytes::copy_from_slice(queue.as_bytes())
@@ -175,6 +189,7 @@ impl Channel {
         };
         s.vhost
             .queue_unbind(&queue, m.exchange.as_str(), &key, &m.arguments)?;
+        s.vhost.persist_definitions().await?;
         s.send_method(
             self.id,
             &AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),
@@ -222,6 +237,7 @@ impl Channel {
                 }
             }
         };
+        s.vhost.persist_definitions().await?;
         if !m.nowait {
             s.send_method(
                 self.id,

@@ -5,6 +5,7 @@ use std::cell::OnceCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 use warren_codec::content::Content;
 use warren_codec::encode::encode_basic_return;
 use warren_codec::method::BasicPublish;
@@ -211,14 +212,21 @@ impl Channel {
             return Ok(());
         }
         let seq = self.confirms.as_mut().map(Confirms::next_seq);
-        self.enqueue(s, held, seq).await;
+        self.enqueue(s, held, seq, None).await;
         Ok(())
     }
 
     /// Hand a routed message to its queues (or its direct reply-to consumer), return it
     /// if it is mandatory and reached nothing, and settle its confirm: at once, or when
-    /// every queue that may refuse it has answered.
-    async fn enqueue(&mut self, s: &mut Session, held: HeldPublish, seq: Option<u64>) {
+    /// every queue that may refuse it, or must first sync it to disk, has answered. In a
+    /// committing transaction, `commit` collects the verdicts of queues that sync.
+    async fn enqueue(
+        &mut self,
+        s: &mut Session,
+        held: HeldPublish,
+        seq: Option<u64>,
+        commit: Option<&mpsc::UnboundedSender<bool>>,
+    ) {
         let HeldPublish {
             targets,
             reply,
@@ -246,9 +254,13 @@ impl Channel {
             }
         } else {
             for queue in targets {
-                let confirm = match seq {
-                    Some(seq) if queue.spec.config.may_refuse() => {
+                let syncs = queue.spec.durable && message.persistent;
+                let confirm = match (seq, commit) {
+                    (Some(seq), _) if syncs || queue.spec.config.may_refuse() => {
                         Some(ConfirmTicket::new(s.handle.tx.clone(), self.id, seq))
+                    }
+                    (None, Some(commit)) if syncs => {
+                        Some(ConfirmTicket::for_commit(commit.clone()))
                     }
                     _ => None,
                 };
@@ -324,11 +336,24 @@ impl Channel {
             return Err(precondition("channel is not transactional"));
         };
         let work = std::mem::take(tx);
+        let (stored_tx, mut stored) = mpsc::unbounded_channel();
         for held in work.publishes {
-            self.enqueue(s, held, None).await;
+            self.enqueue(s, held, None, Some(&stored_tx)).await;
         }
+        drop(stored_tx);
         for (pending, how) in work.settlements {
             self.settle(pending, how).await;
+        }
+        // commit-ok only once every persistent message of the transaction is on disk.
+        let mut all_stored = true;
+        while let Some(ok) = stored.recv().await {
+            all_stored &= ok;
+        }
+        if !all_stored {
+            return Err(crate::error::AmqpException::connection(
+                warren_codec::ReplyCode::InternalError,
+                "cannot store the transaction's messages",
+            ));
         }
         s.send_method(
             self.id,

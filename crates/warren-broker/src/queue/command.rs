@@ -8,48 +8,78 @@ use super::Consumer;
 use crate::connection::Outbound;
 use crate::error::AmqpResult;
 
-/// Where a queue sends its verdict on a publish the channel is waiting on (publisher
-/// confirms for a queue that may refuse messages). A ticket dropped unanswered (its
+/// Where a queue sends its verdict on a publish the channel is waiting on: publisher
+/// confirms for a queue that may refuse messages or must sync them first, and
+/// transaction commits that must wait for the sync. A ticket dropped unanswered (its
 /// queue was deleted with the message) counts as an ack, as RabbitMQ confirms messages
 /// of deleted queues.
 #[derive(Debug)]
 pub(crate) struct ConfirmTicket {
-    tx: mpsc::UnboundedSender<Outbound>,
-    channel: u16,
-    seq: u64,
+    to: TicketFor,
     answered: bool,
+}
+
+#[derive(Debug)]
+enum TicketFor {
+    /// A confirm-mode publish: the verdict goes to the connection as `basic.ack`/`nack`.
+    Confirm {
+        tx: mpsc::UnboundedSender<Outbound>,
+        channel: u16,
+        seq: u64,
+    },
+    /// A publish in a committing transaction: `false` only when storing it failed.
+    Commit(mpsc::UnboundedSender<bool>),
 }
 
 impl ConfirmTicket {
     pub(crate) fn new(tx: mpsc::UnboundedSender<Outbound>, channel: u16, seq: u64) -> Self {
         Self {
-            tx,
-            channel,
-            seq,
+            to: TicketFor::Confirm { tx, channel, seq },
             answered: false,
         }
     }
 
-    /// Tell the channel whether the queue took the message.
-    pub(crate) fn resolve(mut self, ack: bool) {
-        self.send(ack);
+    /// A ticket for a transaction's commit, which waits until every one is answered.
+    pub(crate) fn for_commit(tx: mpsc::UnboundedSender<bool>) -> Self {
+        Self {
+            to: TicketFor::Commit(tx),
+            answered: false,
+        }
     }
 
-    fn send(&mut self, ack: bool) {
+    /// Tell the publisher whether the queue took the message (a length limit may
+    /// refuse it; a transaction does not care).
+    pub(crate) fn resolve(mut self, ack: bool) {
+        self.send(ack, true);
+    }
+
+    /// The message could not be stored: a nack, and a failed commit.
+    pub(crate) fn fail(mut self) {
+        self.send(false, false);
+    }
+
+    fn send(&mut self, ack: bool, stored: bool) {
         self.answered = true;
         // A closed connection no longer needs the verdict.
-        let _ = self.tx.send(Outbound::Confirm {
-            channel: self.channel,
-            seq: self.seq,
-            ack,
-        });
+        match &self.to {
+            TicketFor::Confirm { tx, channel, seq } => {
+                let _ = tx.send(Outbound::Confirm {
+                    channel: *channel,
+                    seq: *seq,
+                    ack,
+                });
+            }
+            TicketFor::Commit(tx) => {
+                let _ = tx.send(stored);
+            }
+        }
     }
 }
 
 impl Drop for ConfirmTicket {
     fn drop(&mut self) {
         if !self.answered {
-            self.send(true);
+            self.send(true, true);
         }
     }
 }
@@ -104,6 +134,8 @@ pub(crate) enum QueueCmd {
     Stat { reply: oneshot::Sender<(u32, u32)> },
     /// Drop all ready messages.
     Purge { reply: oneshot::Sender<u32> },
+    /// Write and sync the queue's message log now (graceful shutdown).
+    Sync { reply: oneshot::Sender<()> },
     /// Delete the queue (after checking the conditions).
     Delete {
         if_unused: bool,

@@ -5,6 +5,7 @@ mod command;
 mod consumers;
 mod dead_letter;
 mod delivery_count;
+mod durable;
 mod task;
 
 use std::fmt;
@@ -39,6 +40,8 @@ pub(crate) struct QueueSpec {
     pub arguments: FieldTable,
     /// What the arguments ask for.
     pub config: QueueConfig,
+    /// Where a durable queue keeps its persistent messages.
+    pub storage: Option<std::path::PathBuf>,
 }
 
 /// The part of a queue everyone may see: its declaration and its command inbox.

@@ -2,16 +2,20 @@
 //! delivers, expires (on time, not only at the head), enforces length limits,
 //! dead-letters, and deletes itself when auto-delete or `x-expires` says so.
 
-use std::sync::Weak;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{debug, trace, warn};
+use tracing::{debug, error, trace, warn};
 use warren_codec::ReplyCode;
+use warren_store::segment::Recovery;
 use warren_store::{MessageQueue, MessageRef, QueuedMessage};
 
 use super::dead_letter::{Reason, dead_letter, is_cycle};
+use super::durable::{DurableLog, unix_ms};
 use super::{
     ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, consumers::Consumers,
 };
@@ -23,6 +27,10 @@ use crate::vhost::{Targets, VHost};
 /// Commands handled before the task delivers again, so a burst of publishes is delivered
 /// in batches rather than one message per wake-up.
 const COMMAND_BATCH: usize = 256;
+
+/// Deliveries prepared before they are sent: for a durable queue, their "delivered"
+/// records are written in one go before any of them leaves.
+const DELIVER_BATCH: usize = 256;
 
 /// Create a queue and start its task.
 pub(crate) fn spawn_queue(spec: QueueSpec, vhost: Weak<VHost>, capacity: usize) -> QueueRef {
@@ -40,6 +48,9 @@ pub(crate) fn spawn_queue(spec: QueueSpec, vhost: Weak<VHost>, capacity: usize) 
         last_used: now,
         config,
         finished: false,
+        durable: None,
+        broken: false,
+        outbox: Vec::new(),
     };
     tokio::spawn(task.run(rx));
     queue
@@ -65,13 +76,23 @@ struct QueueTask {
     config: QueueConfig,
     /// The queue was deleted (auto-delete, from inside a delivery): the task must end.
     finished: bool,
+    /// A durable queue's message log.
+    durable: Option<DurableLog>,
+    /// A durable queue whose log cannot be opened: it takes no messages.
+    broken: bool,
+    /// Deliveries being prepared (kept to reuse its allocation).
+    outbox: Vec<(usize, Delivery)>,
 }
 
 impl QueueTask {
     async fn run(mut self, mut rx: mpsc::Receiver<QueueCmd>) {
+        if let Some(dir) = self.queue.spec.storage.clone() {
+            self.open_log(dir).await;
+        }
         let kick = self.queue.kick.clone();
         'run: loop {
             let wake = self.next_wake();
+            let durable = self.durable.as_mut();
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
@@ -81,6 +102,11 @@ impl QueueTask {
                 }
                 () = kick.notified() => {}
                 () = sleep_until(wake) => {}
+                result = sync_done(durable) => {
+                    if let Some(log) = self.durable.as_mut() {
+                        log.synced(result);
+                    }
+                }
             }
             for _ in 0..COMMAND_BATCH {
                 let Ok(cmd) = rx.try_recv() else { break };
@@ -98,8 +124,63 @@ impl QueueTask {
                 self.finish();
                 break;
             }
+            if let Some(log) = self.durable.as_mut() {
+                log.write();
+                log.maybe_sync();
+            }
         }
         debug!(queue = %self.queue.name(), "queue task ended");
+    }
+
+    /// Open a durable queue's log and take back the messages it holds.
+    async fn open_log(&mut self, dir: PathBuf) {
+        let name = self.queue.name().clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            DurableLog::open(&dir, &name).map_err(|e| (e, dir))
+        })
+        .await;
+        match opened {
+            Ok(Ok((log, recovery))) => {
+                self.durable = Some(log);
+                self.recover(recovery);
+            }
+            Ok(Err((e, dir))) => {
+                error!(queue = %self.queue.name(), dir = %dir.display(), error = %e,
+                    "cannot open the message store: the queue refuses messages");
+                self.broken = true;
+            }
+            Err(e) => {
+                error!(queue = %self.queue.name(), error = %e, "message store recovery failed");
+                self.broken = true;
+            }
+        }
+    }
+
+    fn recover(&mut self, recovery: Recovery) {
+        let now = self.now();
+        let now_unix = unix_ms();
+        for r in recovery.messages {
+            let expires_at = r
+                .stored
+                .expires_unix_ms
+                .map(|at| now.saturating_add(at.saturating_sub(now_unix)));
+            self.store.restore(QueuedMessage {
+                id: r.stored.id,
+                message: Arc::new(r.stored.message),
+                redelivered: r.delivered,
+                delivery_count: u32::from(r.delivered),
+                priority: r.stored.priority,
+                expires_at,
+                location: Some(r.location),
+            });
+        }
+    }
+
+    /// A message left the queue for good: its record on disk goes too.
+    fn forget(&mut self, m: &QueuedMessage) {
+        if let (Some(at), Some(log)) = (m.location, self.durable.as_mut()) {
+            log.removed(at, m.id);
+        }
     }
 
     fn now(&self) -> u64 {
@@ -112,6 +193,10 @@ impl QueueTask {
             .store
             .next_expiry()
             .map(|ms| self.epoch + Duration::from_millis(ms));
+        let expiry = match (expiry, self.durable.as_ref().and_then(DurableLog::wake_at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let unused = self
             .config
             .expires
@@ -151,7 +236,9 @@ impl QueueTask {
             }
             QueueCmd::Ack { ids } => {
                 for id in ids {
-                    self.store.ack(id);
+                    if let Some(m) = self.store.ack(id) {
+                        self.forget(&m);
+                    }
                 }
             }
             QueueCmd::Discard { ids } => {
@@ -165,7 +252,7 @@ impl QueueTask {
             QueueCmd::Undelivered { tracked, untracked } => {
                 self.store.return_undelivered(tracked);
                 for message in untracked {
-                    self.store.put_back(message);
+                    self.put_back_untracked(message);
                 }
             }
             QueueCmd::Stat { reply } => {
@@ -176,8 +263,21 @@ impl QueueTask {
                 let _ = reply.send((ready, consumers));
             }
             QueueCmd::Purge { reply } => {
-                let (_stored, purged) = self.store.purge();
+                let (stored, purged) = self.store.purge();
+                if let Some(log) = self.durable.as_mut() {
+                    for (at, id) in stored {
+                        log.removed(at, id);
+                    }
+                }
                 let _ = reply.send(u32::try_from(purged).unwrap_or(u32::MAX));
+            }
+            QueueCmd::Sync { reply } => {
+                if let Some(log) = self.durable.as_mut()
+                    && let Err(e) = log.sync_now()
+                {
+                    error!(queue = %self.queue.name(), error = %e, "final sync failed");
+                }
+                let _ = reply.send(());
             }
             QueueCmd::Delete {
                 if_unused,
@@ -191,6 +291,12 @@ impl QueueTask {
     /// Enqueue a message: refuse it if a `reject-publish` limit says so, give it its
     /// deadline, and for a zero TTL deliver it now or let it expire.
     fn publish(&mut self, message: MessageRef, confirm: Option<ConfirmTicket>) {
+        if self.broken || self.durable.as_ref().is_some_and(DurableLog::failed) {
+            if let Some(ticket) = confirm {
+                ticket.fail();
+            }
+            return;
+        }
         let size = message.body_size();
         if self.config.overflow != Overflow::DropHead && self.would_overflow(size) {
             if let Some(ticket) = confirm {
@@ -216,10 +322,30 @@ impl QueueTask {
         };
         let now = self.now();
         let priority = message.priority;
-        self.store
-            .push(message, priority, ttl.map(|t| now.saturating_add(t)));
+        let location = match self.durable.as_mut() {
+            Some(log) if message.persistent => {
+                let expires_unix = ttl.map(|t| unix_ms().saturating_add(t));
+                let Some(at) = log.append(self.store.next_id(), expires_unix, &message) else {
+                    if let Some(ticket) = confirm {
+                        ticket.fail();
+                    }
+                    return;
+                };
+                Some(at)
+            }
+            _ => None,
+        };
+        self.store.push_stored(
+            message,
+            priority,
+            ttl.map(|t| now.saturating_add(t)),
+            location,
+        );
         if let Some(ticket) = confirm {
-            ticket.resolve(true);
+            match (location, self.durable.as_mut()) {
+                (Some(_), Some(log)) => log.confirm_after_sync(ticket),
+                _ => ticket.resolve(true),
+            }
         }
         // As in RabbitMQ, a consumer with credit takes the message at once: it never
         // counts against a length limit, and a zero TTL means "deliver now or expire".
@@ -303,6 +429,9 @@ impl QueueTask {
         if messages.is_empty() {
             return;
         }
+        for m in &messages {
+            self.forget(m);
+        }
         let (Some(dlx), Some(vhost)) = (
             self.config.dead_letter_exchange.as_deref(),
             self.vhost.upgrade(),
@@ -361,9 +490,40 @@ impl QueueTask {
             message: self.with_delivery_count(m, true),
             remaining: u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX),
         });
-        if let Err(Some(unsent)) = reply.send(got) {
-            self.put_back(unsent.message, track);
+        let stored = got
+            .as_ref()
+            .and_then(|g| g.message.location.map(|at| (at, g.message.id)));
+        if let (Some((at, id)), Some(log)) = (stored, self.durable.as_mut()) {
+            log.delivered(at, id);
+            log.write();
         }
+        match reply.send(got) {
+            Err(Some(unsent)) => self.put_back(unsent.message, track),
+            Ok(()) if !track => {
+                if let (Some((at, id)), Some(log)) = (stored, self.durable.as_mut()) {
+                    log.removed(at, id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A no-ack delivery came back unsent. Its record was removed when it left, so a
+    /// persistent one is written again (as a new message, at the back).
+    fn put_back_untracked(&mut self, mut m: QueuedMessage) {
+        let now = self.now();
+        if let (Some(_), Some(log)) = (m.location, self.durable.as_mut()) {
+            let id = self.store.next_id();
+            let expires_unix = m
+                .expires_at
+                .map(|at| unix_ms().saturating_add(at.saturating_sub(now)));
+            m.location = log.append(id, expires_unix, &m.message);
+            let message = m.message.clone();
+            self.store
+                .push_stored(message, m.priority, m.expires_at, m.location);
+            return;
+        }
+        self.store.put_back(m);
     }
 
     fn put_back(&mut self, message: QueuedMessage, tracked: bool) {
@@ -383,41 +543,85 @@ impl QueueTask {
         m
     }
 
-    /// Hand ready messages to consumers with credit.
+    /// Hand ready messages to consumers with credit, in batches: take the messages and
+    /// credit, write the durable queue's "delivered" records, then send.
     fn deliver(&mut self) -> Next {
-        while !self.store.is_empty() {
-            let Some(at) = self.consumers.next_with_credit(&self.queue.kick) else {
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let mut next = Next::Continue;
+        loop {
+            while outbox.len() < DELIVER_BATCH && !self.store.is_empty() {
+                let Some(at) = self.consumers.next_with_credit(&self.queue.kick) else {
+                    break;
+                };
+                let no_ack = self.consumers.get(at).no_ack;
+                let Some(message) = self.store.pop(!no_ack) else {
+                    self.consumers.get(at).untake();
+                    break;
+                };
+                if let (Some(loc), Some(log)) = (message.location, self.durable.as_mut()) {
+                    log.delivered(loc, message.id);
+                }
+                let message = self.with_delivery_count(message, false);
+                let consumer = self.consumers.get(at);
+                trace!(queue = %self.queue.name(), tag = %consumer.tag, "deliver");
+                outbox.push((
+                    at,
+                    Delivery {
+                        channel: consumer.channel,
+                        consumer_id: consumer.id,
+                        consumer_tag: consumer.tag.clone(),
+                        queue: self.queue.clone(),
+                        message,
+                        no_ack,
+                    },
+                ));
+            }
+            if outbox.is_empty() {
                 break;
-            };
-            let no_ack = self.consumers.get(at).no_ack;
-            let Some(message) = self.store.pop(!no_ack) else {
-                self.consumers.get(at).untake();
-                break;
-            };
-            let message = self.with_delivery_count(message, false);
-            let consumer = self.consumers.get(at);
-            let delivery = Delivery {
-                channel: consumer.channel,
-                consumer_id: consumer.id,
-                consumer_tag: consumer.tag.clone(),
-                queue: self.queue.clone(),
-                message,
-                no_ack,
-            };
-            trace!(queue = %self.queue.name(), tag = %consumer.tag, "deliver");
-            if let Err(mpsc::error::SendError(Outbound::Deliver(bounced))) =
-                consumer.conn.tx.send(Outbound::Deliver(delivery))
-            {
-                // The consumer's connection has gone: take the message back, drop the consumer.
-                consumer.untake();
-                self.put_back(bounced.message, !no_ack);
-                self.consumers.remove_at(at);
-                if self.maybe_auto_delete() == Next::Stop {
-                    return Next::Stop;
+            }
+            if let Some(log) = self.durable.as_mut() {
+                log.write();
+            }
+            let mut gone: SmallVec<[u64; 2]> = SmallVec::new();
+            for (at, delivery) in outbox.drain(..) {
+                let consumer = self.consumers.get(at);
+                let removed = delivery
+                    .message
+                    .location
+                    .filter(|_| delivery.no_ack)
+                    .map(|loc| (loc, delivery.message.id));
+                match consumer.conn.tx.send(Outbound::Deliver(delivery)) {
+                    Ok(()) => {
+                        if let (Some((loc, id)), Some(log)) = (removed, self.durable.as_mut()) {
+                            log.removed(loc, id);
+                        }
+                    }
+                    Err(mpsc::error::SendError(Outbound::Deliver(bounced))) => {
+                        // The consumer's connection has gone: take the message back, drop
+                        // the consumer.
+                        consumer.untake();
+                        if !gone.contains(&consumer.id) {
+                            gone.push(consumer.id);
+                        }
+                        if bounced.no_ack {
+                            self.store.put_back(bounced.message);
+                        } else {
+                            self.store.return_undelivered([bounced.message.id]);
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
+            for id in &gone {
+                self.consumers.remove(*id);
+            }
+            if !gone.is_empty() && self.maybe_auto_delete() == Next::Stop {
+                next = Next::Stop;
+                break;
+            }
         }
-        Next::Continue
+        self.outbox = outbox;
+        next
     }
 
     fn maybe_auto_delete(&mut self) -> Next {
@@ -478,6 +682,18 @@ impl QueueTask {
             });
         }
         self.store.purge();
+        if let (Some(log), Some(vhost)) = (self.durable.take(), self.vhost.upgrade()) {
+            // The files go only once the definition's removal is on disk: a crash in
+            // between must not bring back a queue without its messages.
+            let definitions = vhost.definition_store();
+            let name = self.queue.name().clone();
+            tokio::task::spawn_blocking(move || {
+                let removed = definitions.flush().map_err(|e| e.to_string());
+                if let Err(e) = removed.and_then(|()| log.destroy().map_err(|e| e.to_string())) {
+                    warn!(queue = %name, error = %e, "files of the deleted queue left behind");
+                }
+            });
+        }
     }
 
     fn vhost_name(&self) -> String {
@@ -485,6 +701,14 @@ impl QueueTask {
             .upgrade()
             .map(|v| v.name().to_string())
             .unwrap_or_default()
+    }
+}
+
+/// The running sync's end, or never.
+async fn sync_done(log: Option<&mut DurableLog>) -> std::io::Result<()> {
+    match log {
+        Some(log) => log.sync_done().await,
+        None => std::future::pending().await,
     }
 }
 

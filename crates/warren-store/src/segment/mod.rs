@@ -11,7 +11,7 @@
 mod io;
 mod record;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 pub use io::{FsFile, FsStorage, SimHandle, SimStorage, Storage, StoreFile, SyncJob};
 pub use record::StoredMessage;
@@ -106,7 +106,6 @@ impl<S: Storage> SegmentLog<S> {
         let mut removed: HashSet<u64> = HashSet::new();
         let mut delivered: HashSet<u64> = HashSet::new();
         let mut found: Vec<Recovered> = Vec::new();
-        let mut per_segment: HashMap<u32, u32> = HashMap::new();
         for &n in &numbers {
             let mut msgs = log.storage.open(&msg_name(n))?;
             let mut acks = log.storage.open(&ack_name(n))?;
@@ -121,12 +120,15 @@ impl<S: Storage> SegmentLog<S> {
                             offset: u32::try_from(at).unwrap_or(u32::MAX),
                             len: u32::try_from(size).unwrap_or(u32::MAX),
                         };
-                        *per_segment.entry(n).or_default() += 1;
-                        found.push(Recovered {
-                            stored,
-                            location,
-                            delivered: false,
-                        });
+                        // A transient message written out to save memory dies with the
+                        // process, as it would have in RAM.
+                        if stored.message.persistent {
+                            found.push(Recovered {
+                                stored,
+                                location,
+                                delivered: false,
+                            });
+                        }
                         at += size;
                     }
                     Err(stop) => {

@@ -1,5 +1,8 @@
 //! A virtual host: its exchanges, queues and bindings, and the rules for changing them.
 
+mod restore;
+
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -10,6 +13,7 @@ use warren_codec::types::{AMQPValue, FieldTable};
 use warren_router::{Dest, ExchangeFlags, ExchangeKind, MessageSource, RouteInput, Topology};
 
 use crate::Config;
+use crate::definitions::{DurableDefinitions, binding_def};
 use crate::error::{
     AmqpException, AmqpResult, access_refused, default_exchange_refused, exchange_not_found,
     inequivalent, queue_not_found, reserved_name, resource_locked, route_error,
@@ -52,11 +56,29 @@ pub struct VHost {
     /// it, for one synchronous `route()` call each, while declarations write it rarely
     /// and briefly. It is never held across an `.await`.
     topology: RwLock<Topology<QueueRef>>,
+    /// Where durable exchanges, queues and bindings are written.
+    definitions: Arc<DurableDefinitions>,
+}
+
+/// Is this binding end durable? (A binding is stored only when both ends are.)
+fn dest_durable(topology: &Topology<QueueRef>, dest: &Dest<QueueRef>) -> bool {
+    match dest {
+        Dest::Queue(q) => q.spec.durable,
+        Dest::Exchange(x) => topology.exchange(x).is_some_and(|x| x.flags().durable),
+    }
+}
+
+fn source_durable(topology: &Topology<QueueRef>, source: &str) -> bool {
+    topology.exchange(source).is_some_and(|x| x.flags().durable)
 }
 
 impl VHost {
     /// A vhost with the default and `amq.*` exchanges.
-    pub fn new(name: &str, config: Arc<Config>) -> Arc<Self> {
+    pub(crate) fn new(
+        name: &str,
+        config: Arc<Config>,
+        definitions: Arc<DurableDefinitions>,
+    ) -> Arc<Self> {
         let mut topology = Topology::new();
         let durable = ExchangeFlags {
             durable: true,
@@ -71,7 +93,37 @@ impl VHost {
             config,
             me: me.clone(),
             topology: RwLock::new(topology),
+            definitions,
         })
+    }
+
+    /// Wait until every definition change made so far is on disk; declarations are
+    /// answered only after this.
+    pub(crate) async fn persist_definitions(&self) -> AmqpResult {
+        self.definitions.persist().await
+    }
+
+    /// The definition store itself, for flushing off the async threads.
+    pub(crate) fn definition_store(&self) -> Arc<dyn warren_store::definitions::DefinitionStore> {
+        self.definitions.store().clone()
+    }
+
+    /// Every durable queue, for a final sync at shutdown.
+    pub(crate) fn durable_queues(&self) -> Vec<QueueRef> {
+        self.topology
+            .read()
+            .queues()
+            .filter(|(_, q)| q.spec.durable)
+            .map(|(_, q)| q.clone())
+            .collect()
+    }
+
+    /// The directory a durable queue's messages live in.
+    pub(crate) fn queue_dir(&self, storage_id: u64) -> PathBuf {
+        self.config
+            .data_dir
+            .join("queues")
+            .join(format!("{storage_id:016x}"))
     }
 
     /// The vhost's name.
@@ -125,7 +177,16 @@ impl VHost {
         }
         topology
             .declare_exchange(Arc::from(name), kind, flags, arguments.clone())
-            .map_err(|e| route_error(e, &self.name))
+            .map_err(|e| route_error(e, &self.name))?;
+        if flags.durable
+            && let Err(e) = self
+                .definitions
+                .put_exchange(&self.name, name, kind, flags, arguments)
+        {
+            topology.delete_exchange(name);
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn assert_exchange_equivalent(
@@ -190,8 +251,8 @@ impl VHost {
             }
             Some(_) => {}
         }
-        topology.delete_exchange(name);
-        Ok(())
+        let deleted = topology.delete_exchange(name);
+        self.definitions.delete_exchanges(&self.name, &deleted)
     }
 
     /// `exchange.bind`.
@@ -211,10 +272,58 @@ impl VHost {
                 return Err(exchange_not_found(name, &self.name));
             }
         }
-        topology
-            .bind(source, Dest::Exchange(Arc::from(destination)), key, args)
-            .map(|_| ())
-            .map_err(|e| route_error(e, &self.name))
+        self.bind(
+            &mut topology,
+            source,
+            Dest::Exchange(Arc::from(destination)),
+            key,
+            args,
+        )
+    }
+
+    /// Add a binding, writing it to disk when both ends are durable.
+    fn bind(
+        &self,
+        topology: &mut Topology<QueueRef>,
+        source: &str,
+        dest: Dest<QueueRef>,
+        key: Bytes,
+        args: FieldTable,
+    ) -> AmqpResult {
+        let durable = source_durable(topology, source) && dest_durable(topology, &dest);
+        let def = durable
+            .then(|| binding_def(&self.name, source, &dest, &key, &args))
+            .transpose()?;
+        let added = topology
+            .bind(source, dest.clone(), key.clone(), args.clone())
+            .map_err(|e| route_error(e, &self.name))?;
+        if let (true, Some(def)) = (added, def)
+            && let Err(e) = self.definitions.put_binding(&def)
+        {
+            let _ = topology.unbind(source, &dest, &key, &args);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Remove a binding, from disk too, with the auto-delete exchanges it orphans.
+    fn unbind(
+        &self,
+        topology: &mut Topology<QueueRef>,
+        source: &str,
+        dest: &Dest<QueueRef>,
+        key: &Bytes,
+        args: &FieldTable,
+    ) -> AmqpResult {
+        let durable = source_durable(topology, source) && dest_durable(topology, dest);
+        let deleted = topology
+            .unbind(source, dest, key, args)
+            .map_err(|e| route_error(e, &self.name))?;
+        if durable {
+            self.definitions
+                .delete_binding(&binding_def(&self.name, source, dest, key, args)?)?;
+        }
+        self.definitions.delete_exchanges(&self.name, &deleted)
     }
 
     /// `exchange.unbind`; a missing binding or exchange is not an error, as in RabbitMQ.
@@ -232,10 +341,13 @@ impl VHost {
         if topology.exchange(source).is_none() || topology.exchange(destination).is_none() {
             return Ok(());
         }
-        topology
-            .unbind(source, &Dest::Exchange(Arc::from(destination)), key, args)
-            .map(|_| ())
-            .map_err(|e| route_error(e, &self.name))
+        self.unbind(
+            &mut topology,
+            source,
+            &Dest::Exchange(Arc::from(destination)),
+            key,
+            args,
+        )
     }
 
     /// `queue.declare`: the queue (found or created) and whether it was created.
@@ -264,6 +376,14 @@ impl VHost {
             return Ok((existing, false));
         }
         let config = queue_args::validate(req.name, &self.name, req.arguments)?;
+        let storage = if durable {
+            let id =
+                self.definitions
+                    .put_queue(&self.name, req.name, req.auto_delete, req.arguments)?;
+            Some(self.queue_dir(id))
+        } else {
+            None
+        };
         let spec = QueueSpec {
             config,
             name: Arc::from(req.name),
@@ -271,6 +391,7 @@ impl VHost {
             auto_delete: req.auto_delete,
             exclusive_owner,
             arguments: req.arguments.clone(),
+            storage,
         };
         let queue = spawn_queue(spec, self.me.clone(), self.config.queue_command_capacity);
         topology
@@ -334,11 +455,8 @@ impl VHost {
             return Err(exchange_not_found(exchange, &self.name));
         }
         let queue = self.queue(queue, owner)?;
-        self.topology
-            .write()
-            .bind(exchange, Dest::Queue(queue), key, args)
-            .map(|_| ())
-            .map_err(|e| route_error(e, &self.name))
+        let mut topology = self.topology.write();
+        self.bind(&mut topology, exchange, Dest::Queue(queue), key, args)
     }
 
     /// `queue.unbind`; missing queues, exchanges and bindings are not errors, as in RabbitMQ.
@@ -359,17 +477,22 @@ impl VHost {
         if topology.exchange(exchange).is_none() {
             return Ok(());
         }
-        topology
-            .unbind(exchange, &Dest::Queue(queue), key, args)
-            .map(|_| ())
-            .map_err(|e| route_error(e, &self.name))
+        self.unbind(&mut topology, exchange, &Dest::Queue(queue), key, args)
     }
 
     /// Remove a queue from the routing table, if this very instance is still there.
     pub(crate) fn forget_queue(&self, queue: &QueueRef) {
         let mut topology = self.topology.write();
-        if topology.queue(queue.name()) == Some(queue) {
-            topology.remove_queue(queue.name());
+        if topology.queue(queue.name()) != Some(queue) {
+            return;
+        }
+        if let Some((_, deleted)) = topology.remove_queue(queue.name()) {
+            // A failure is logged where it happens; the queue is gone from memory either
+            // way, and its definition comes back only if the disk refused the delete.
+            if queue.spec.durable {
+                let _ = self.definitions.delete_queue(&self.name, queue.name());
+            }
+            let _ = self.definitions.delete_exchanges(&self.name, &deleted);
         }
     }
 

@@ -1,0 +1,285 @@
+//! [`DefinitionStore`] on sled 0.34: small records, written rarely, read once at start,
+//! which is the workload sled handles well (see `docs/storage.md`).
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    BindingDef, DefinitionError, DefinitionStore, Definitions, DestKind, ExchangeDef, QueueDef,
+    keys,
+};
+
+/// sled's page cache for definitions; they are few and read once, so keep it small.
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Definitions in a sled database directory.
+#[derive(Debug)]
+pub struct SledDefinitions {
+    db: sled::Db,
+}
+
+fn storage(e: sled::Error) -> DefinitionError {
+    DefinitionError::Storage(e.to_string())
+}
+
+fn encode(value: &impl Serialize) -> Result<Vec<u8>, DefinitionError> {
+    serde_json::to_vec(value).map_err(|e| DefinitionError::Storage(e.to_string()))
+}
+
+impl SledDefinitions {
+    /// Open (or create) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, DefinitionError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            // We flush when a declaration needs it; no background flusher thread.
+            .flush_every_ms(None)
+            .open()
+            .map_err(storage)?;
+        Ok(Self { db })
+    }
+
+    fn load_kind<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        out: &mut Vec<T>,
+        problems: &mut Vec<String>,
+    ) -> Result<(), DefinitionError> {
+        for entry in self.db.scan_prefix(prefix) {
+            let (key, value) = entry.map_err(storage)?;
+            match serde_json::from_slice(&value) {
+                Ok(v) => out.push(v),
+                Err(e) => problems.push(
+                    DefinitionError::Corrupt {
+                        key: keys::describe(&key),
+                        reason: e.to_string(),
+                    }
+                    .to_string(),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue the removal of every binding in `batch` whose by-source key starts with
+    /// `prefix`, and of its by-destination twin.
+    fn remove_bindings_from(
+        &self,
+        prefix: &[u8],
+        batch: &mut sled::Batch,
+    ) -> Result<bool, DefinitionError> {
+        let mut any = false;
+        for entry in self.db.scan_prefix(prefix) {
+            let (key, value) = entry.map_err(storage)?;
+            if let Ok(b) = serde_json::from_slice::<BindingDef>(&value) {
+                batch.remove(keys::binding_by_dest(&b));
+            }
+            batch.remove(key);
+            any = true;
+        }
+        Ok(any)
+    }
+
+    /// Queue the removal of every binding whose by-destination key starts with `prefix`.
+    fn remove_bindings_to(
+        &self,
+        prefix: &[u8],
+        batch: &mut sled::Batch,
+    ) -> Result<bool, DefinitionError> {
+        let mut any = false;
+        for entry in self.db.scan_prefix(prefix) {
+            let (key, forward) = entry.map_err(storage)?;
+            batch.remove(forward);
+            batch.remove(key);
+            any = true;
+        }
+        Ok(any)
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, DefinitionError> {
+        self.db.contains_key(key).map_err(storage)
+    }
+}
+
+impl DefinitionStore for SledDefinitions {
+    fn load(&self) -> Result<Definitions, DefinitionError> {
+        let mut d = Definitions::default();
+        self.load_kind(keys::EXCHANGES, &mut d.exchanges, &mut d.problems)?;
+        self.load_kind(keys::QUEUES, &mut d.queues, &mut d.problems)?;
+        self.load_kind(keys::BINDINGS, &mut d.bindings, &mut d.problems)?;
+        Ok(d)
+    }
+
+    fn put_exchange(&self, exchange: &ExchangeDef) -> Result<(), DefinitionError> {
+        let key = keys::exchange(&exchange.vhost, &exchange.name);
+        self.db.insert(key, encode(exchange)?).map_err(storage)?;
+        Ok(())
+    }
+
+    fn delete_exchange(&self, vhost: &str, name: &str) -> Result<bool, DefinitionError> {
+        let key = keys::exchange(vhost, name);
+        let mut any = self.contains(&key)?;
+        let mut batch = sled::Batch::default();
+        batch.remove(key);
+        any |= self.remove_bindings_from(&keys::bindings_from(vhost, name), &mut batch)?;
+        any |= self.remove_bindings_to(
+            &keys::bindings_to(vhost, DestKind::Exchange, name),
+            &mut batch,
+        )?;
+        if any {
+            self.db.apply_batch(batch).map_err(storage)?;
+        }
+        Ok(any)
+    }
+
+    fn put_queue(&self, queue: &QueueDef) -> Result<(), DefinitionError> {
+        let key = keys::queue(&queue.vhost, &queue.name);
+        self.db.insert(key, encode(queue)?).map_err(storage)?;
+        Ok(())
+    }
+
+    fn delete_queue(&self, vhost: &str, name: &str) -> Result<bool, DefinitionError> {
+        let key = keys::queue(vhost, name);
+        let mut any = self.contains(&key)?;
+        let mut batch = sled::Batch::default();
+        batch.remove(key);
+        any |=
+            self.remove_bindings_to(&keys::bindings_to(vhost, DestKind::Queue, name), &mut batch)?;
+        if any {
+            self.db.apply_batch(batch).map_err(storage)?;
+        }
+        Ok(any)
+    }
+
+    fn put_binding(&self, binding: &BindingDef) -> Result<(), DefinitionError> {
+        let forward = keys::binding(binding);
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::binding_by_dest(binding), forward.clone());
+        batch.insert(forward, encode(binding)?);
+        self.db.apply_batch(batch).map_err(storage)
+    }
+
+    fn delete_binding(&self, binding: &BindingDef) -> Result<bool, DefinitionError> {
+        let forward = keys::binding(binding);
+        if !self.contains(&forward)? {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::binding_by_dest(binding));
+        batch.remove(forward);
+        self.db.apply_batch(batch).map_err(storage)?;
+        Ok(true)
+    }
+
+    fn new_storage_id(&self) -> Result<u64, DefinitionError> {
+        self.db.generate_id().map_err(storage)
+    }
+
+    fn flush(&self) -> Result<(), DefinitionError> {
+        self.db.flush().map(|_| ()).map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(source: &str, kind: DestKind, dest: &str, key: &str) -> BindingDef {
+        BindingDef {
+            vhost: "/".into(),
+            source: source.into(),
+            dest_kind: kind,
+            destination: dest.into(),
+            routing_key: key.as_bytes().to_vec(),
+            arguments: vec![0, 0, 0, 0],
+        }
+    }
+
+    fn exchange(name: &str) -> ExchangeDef {
+        ExchangeDef {
+            vhost: "/".into(),
+            name: name.into(),
+            kind: "topic".into(),
+            auto_delete: false,
+            internal: false,
+            arguments: vec![0, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn definitions_survive_reopen_and_cascade_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = QueueDef {
+            vhost: "/".into(),
+            name: "orders".into(),
+            auto_delete: false,
+            arguments: vec![0, 0, 0, 0],
+            storage_id: 0,
+        };
+        {
+            let store = SledDefinitions::open(dir.path()).unwrap();
+            let id = store.new_storage_id().unwrap();
+            store.put_exchange(&exchange("x")).unwrap();
+            store.put_exchange(&exchange("y")).unwrap();
+            store
+                .put_queue(&QueueDef {
+                    storage_id: id,
+                    ..queue.clone()
+                })
+                .unwrap();
+            store
+                .put_queue(&QueueDef {
+                    name: "other".into(),
+                    ..queue.clone()
+                })
+                .unwrap();
+            store
+                .put_binding(&binding("x", DestKind::Queue, "orders", "a.*"))
+                .unwrap();
+            store
+                .put_binding(&binding("x", DestKind::Queue, "orders", "a.*"))
+                .unwrap();
+            store
+                .put_binding(&binding("y", DestKind::Queue, "other", ""))
+                .unwrap();
+            store
+                .put_binding(&binding("x", DestKind::Exchange, "y", "k"))
+                .unwrap();
+            store.flush().unwrap();
+            assert!(store.new_storage_id().unwrap() > id);
+        }
+        let store = SledDefinitions::open(dir.path()).unwrap();
+        let d = store.load().unwrap();
+        assert_eq!(d.exchanges.len(), 2);
+        assert_eq!(d.queues.len(), 2);
+        assert_eq!(d.bindings.len(), 3);
+        assert!(d.problems.is_empty());
+
+        assert!(store.delete_queue("/", "orders").unwrap());
+        assert!(!store.delete_queue("/", "orders").unwrap());
+        let d = store.load().unwrap();
+        assert_eq!(
+            d.bindings.len(),
+            2,
+            "the binding to the deleted queue went with it"
+        );
+
+        store.delete_exchange("/", "y").unwrap();
+        let d = store.load().unwrap();
+        assert_eq!(d.exchanges, vec![exchange("x")]);
+        assert!(d.bindings.is_empty(), "bindings to and from y went with it");
+        assert_eq!(d.queues.len(), 1);
+
+        store
+            .put_binding(&binding("x", DestKind::Queue, "other", ""))
+            .unwrap();
+        assert!(
+            store
+                .delete_binding(&binding("x", DestKind::Queue, "other", ""))
+                .unwrap()
+        );
+        assert!(store.load().unwrap().bindings.is_empty());
+    }
+}
