@@ -241,8 +241,8 @@ async fn consumer(addr: SocketAddr, ledger: Shared, queue: usize, until_idle: bo
         }
         n += 1;
         // Mostly single acks, sometimes a multiple ack covering a few.
-        if n % 5 != 0 {
-            let multiple = n % 7 == 0;
+        if !n.is_multiple_of(5) {
+            let multiple = n.is_multiple_of(7);
             if d.acker.ack(BasicAckOptions { multiple }).await.is_err() {
                 break;
             }
