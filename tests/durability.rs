@@ -617,3 +617,105 @@ async fn amqprs_persistent_messages_survive_restart() {
     }
     conn.close().await.unwrap();
 }
+
+/// Publish `n` messages numbered from `from` to `queue`, every `transient_every`-th one
+/// transient, waiting for all confirms.
+async fn publish_numbered(ch: &Channel, queue: &str, from: u32, n: u32, transient_every: u32) {
+    let mut confirms = Vec::new();
+    for i in from..from + n {
+        let props = if transient_every > 0 && i % transient_every == 0 {
+            BasicProperties::default()
+        } else {
+            persistent()
+        };
+        confirms.push(
+            ch.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                i.to_string().as_bytes(),
+                props,
+            )
+            .await
+            .unwrap(),
+        );
+        if confirms.len() == 2000 {
+            for c in confirms.drain(..) {
+                assert!(c.await.unwrap().is_ack());
+            }
+        }
+    }
+    for c in confirms {
+        assert!(c.await.unwrap().is_ack());
+    }
+}
+
+/// A backlog larger than a durable queue keeps in memory waits on disk and is served in
+/// order, transient messages included; after a restart it is counted, served from disk
+/// and purged.
+#[tokio::test]
+async fn a_backlog_beyond_memory_is_served_in_order_and_survives_restart() {
+    let broker = TestBroker::start().await;
+    let total = 40_000u32;
+    {
+        let (_conn, ch) = confirming(&broker).await;
+        ch.queue_declare("backlog".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        publish_numbered(&ch, "backlog", 0, total, 4).await;
+        assert_eq!(count(&ch, "backlog").await, total);
+        {
+            let (c2, consumer_ch) = channel(&broker).await;
+            let mut consumer = consume(&consumer_ch, "backlog", "all", true).await;
+            for i in 0..total {
+                let d = next(&mut consumer).await;
+                assert_eq!(d.data, i.to_string().into_bytes(), "in order");
+            }
+            c2.close(200, "done".into()).await.unwrap();
+        }
+        assert_eq!(count(&ch, "backlog").await, 0);
+        // Now leave a backlog for the restart.
+        publish_numbered(&ch, "backlog", 0, total, 4).await;
+        assert_eq!(count(&ch, "backlog").await, total);
+    }
+    let broker = broker.restart().await;
+    let (_conn, ch) = channel(&broker).await;
+    let persistent_left = total - total / 4;
+    assert_eq!(
+        count(&ch, "backlog").await,
+        persistent_left,
+        "transient ones died"
+    );
+    for i in (0..total).filter(|i| i % 4 != 0).take(5) {
+        assert_eq!(
+            get_body(&ch, "backlog").await.unwrap(),
+            (i.to_string().into_bytes(), false)
+        );
+    }
+    let purged = ch
+        .queue_purge(
+            "backlog".into(),
+            lapin::options::QueuePurgeOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged, persistent_left - 5);
+    assert_eq!(count(&ch, "backlog").await, 0);
+    let broker = broker.restart().await;
+    let (_conn, ch) = channel(&broker).await;
+    assert_eq!(count(&ch, "backlog").await, 0, "the purge reached the disk");
+}
+
+/// Length limits count the backlog: drop-head takes from the oldest, on disk or not.
+#[tokio::test]
+async fn length_limits_count_the_backlog() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = confirming(&broker).await;
+    let limit = table(&[("x-max-length", AMQPValue::LongInt(30_000))]);
+    ch.queue_declare("capped".into(), durable(), limit)
+        .await
+        .unwrap();
+    publish_numbered(&ch, "capped", 0, 35_000, 0).await;
+    assert_eq!(count(&ch, "capped").await, 30_000);
+    assert_eq!(get_body(&ch, "capped").await.unwrap().0, b"5000");
+}

@@ -153,7 +153,12 @@ impl Client {
         }
     }
 
-    pub async fn declare_queue(&mut self, name: &str, args: &[String]) -> io::Result<()> {
+    pub async fn declare_queue(
+        &mut self,
+        name: &str,
+        durable: bool,
+        args: &[String],
+    ) -> io::Result<()> {
         let mut arguments = FieldTable::default();
         for arg in args {
             let (k, v) = arg
@@ -169,6 +174,7 @@ impl Client {
             1,
             &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
                 queue: name.into(),
+                durable,
                 arguments,
                 ..Default::default()
             })),

@@ -61,6 +61,9 @@ struct Args {
     /// Publish persistent messages (delivery-mode 2).
     #[arg(long)]
     persistent: bool,
+    /// Declare the queue durable (persistent messages then go to disk).
+    #[arg(long)]
+    durable: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -106,7 +109,9 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Res<()> {
     let target = Target::parse(&args.url)?;
     let mut setup = Client::connect(&target).await?;
-    setup.declare_queue(&args.queue, &args.queue_args).await?;
+    setup
+        .declare_queue(&args.queue, args.durable, &args.queue_args)
+        .await?;
     setup.purge_queue(&args.queue).await?;
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));

@@ -187,6 +187,11 @@ impl MessageQueue {
         id
     }
 
+    /// Never hand out ids below `n` (they are taken by messages on disk).
+    pub fn reserve_ids_below(&mut self, n: MessageId) {
+        self.next_id = self.next_id.max(n);
+    }
+
     /// The id the next pushed message will get.
     #[must_use]
     pub fn next_id(&self) -> MessageId {
@@ -335,15 +340,15 @@ impl MessageQueue {
         Some(m)
     }
 
-    /// Drop every ready message; returns the ones that were on disk (so their records
-    /// can be removed) and how many there were. Unacknowledged messages stay, as in
-    /// RabbitMQ.
-    pub fn purge(&mut self) -> (Vec<(Location, MessageId)>, usize) {
-        let stored: Vec<(Location, MessageId)> = self
+    /// Drop every ready message; returns the ones that were on disk (where, which, and
+    /// whether persistent, so their records can be removed) and how many there were.
+    /// Unacknowledged messages stay, as in RabbitMQ.
+    pub fn purge(&mut self) -> (Vec<(Location, MessageId, bool)>, usize) {
+        let stored: Vec<(Location, MessageId, bool)> = self
             .lanes
             .iter()
             .flat_map(Lane::live)
-            .filter_map(|m| m.location.map(|l| (l, m.id)))
+            .filter_map(|m| m.location.map(|l| (l, m.id, m.message.persistent)))
             .collect();
         let n: usize = self.lanes.iter_mut().map(Lane::clear).sum();
         self.expiries.clear();

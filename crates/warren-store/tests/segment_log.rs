@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use proptest::prelude::*;
 use warren_store::Message;
-use warren_store::segment::{Location, Recovered, SegmentLog, SimStorage};
+use warren_store::segment::{Location, Recovered, Recovery, SegmentLog, SimStorage};
 
 fn message(id: u64, size: usize) -> Message {
     Message {
@@ -24,6 +24,21 @@ fn message(id: u64, size: usize) -> Message {
         priority: 0,
         expiration: None,
     }
+}
+
+/// Open the log and page every recovered message in, as a queue kept in memory would.
+fn open_all(
+    disk: &SimStorage,
+    label: &str,
+    segment_bytes: u64,
+) -> (SegmentLog<SimStorage>, Vec<Recovered>, Recovery) {
+    let (mut log, mut recovery) = SegmentLog::open(disk.clone(), label, segment_bytes).unwrap();
+    let mut problems = Vec::new();
+    let messages = log
+        .page_in_all(&mut recovery.backlog, &mut problems)
+        .unwrap();
+    recovery.problems.extend(problems);
+    (log, messages, recovery)
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +105,7 @@ proptest! {
     fn power_loss_never_loses_synced_messages(ops in proptest::collection::vec(op(), 1..120)) {
         let disk = SimStorage::new();
         let (mut log, recovery) = SegmentLog::open(disk.clone(), "q", 16 * 1024).unwrap();
-        prop_assert!(recovery.messages.is_empty());
+        prop_assert!(recovery.backlog.is_empty());
         let mut model = Model::default();
         let mut next_id = 0u64;
         for op in ops {
@@ -130,11 +145,12 @@ proptest! {
                             h % 3 != 0
                         })),
                     }
-                    let (reopened, recovery) = SegmentLog::open(disk.clone(), "q", 16 * 1024).unwrap();
-                    check(&recovery.messages, &model)?;
+                    let (reopened, messages, recovery) = open_all(&disk, "q", 16 * 1024);
+                    prop_assert!(recovery.next_id >= messages.last().map_or(0, |m| m.stored.id + 1));
+                    check(&messages, &model)?;
                     // What survived is the new truth: unconfirmed messages may or may not be there.
                     model.unconfirmed.clear();
-                    model.live = recovery.messages.iter().map(|r| (r.stored.id, r.location)).collect();
+                    model.live = messages.iter().map(|r| (r.stored.id, r.location)).collect();
                     for id in model.live.keys() {
                         model.removed.remove(id);
                         model.confirmed.insert(*id);
@@ -167,7 +183,7 @@ fn draining_reclaims_segments() {
     );
     drop(log);
     let (_, recovery) = SegmentLog::open(disk, "q", 4096).unwrap();
-    assert!(recovery.messages.is_empty());
+    assert!(recovery.backlog.is_empty());
 }
 
 #[test]
@@ -179,9 +195,8 @@ fn delivered_messages_come_back_flagged() {
     log.delivered(a, 0);
     log.sync().unwrap();
     drop(log);
-    let (_, recovery) = SegmentLog::open(disk, "q", 1 << 20).unwrap();
-    let flags: Vec<(u64, bool, Option<u64>)> = recovery
-        .messages
+    let (_, messages, _) = open_all(&disk, "q", 1 << 20);
+    let flags: Vec<(u64, bool, Option<u64>)> = messages
         .iter()
         .map(|r| (r.stored.id, r.delivered, r.stored.expires_unix_ms))
         .collect();
@@ -199,7 +214,7 @@ fn corruption_is_reported_and_skipped_never_a_panic() {
         log.sync().unwrap();
         drop(log);
         disk.corrupt("0000000000.msg", offset);
-        let (_, recovery) = SegmentLog::open(disk.clone(), "orders", 1 << 20).unwrap();
+        let (_, messages, recovery) = open_all(&disk, "orders", 1 << 20);
         assert!(
             !recovery.problems.is_empty(),
             "offset {offset}: damage not reported"
@@ -209,7 +224,7 @@ fn corruption_is_reported_and_skipped_never_a_panic() {
             "{:?}",
             recovery.problems
         );
-        assert!(recovery.messages.len() < 4);
+        assert!(messages.len() < 4);
     }
     // A truncated tail loses only the torn record.
     let disk = SimStorage::new();
@@ -221,8 +236,8 @@ fn corruption_is_reported_and_skipped_never_a_panic() {
     drop(log);
     let size = disk.size("0000000000.msg").unwrap();
     disk.truncate("0000000000.msg", size - 10);
-    let (_, recovery) = SegmentLog::open(disk, "q", 1 << 20).unwrap();
-    assert_eq!(recovery.messages.len(), 2);
+    let (_, messages, recovery) = open_all(&disk, "q", 1 << 20);
+    assert_eq!(messages.len(), 2);
     assert!(recovery.problems[0].contains("torn"));
 }
 
@@ -233,4 +248,121 @@ fn a_failed_sync_is_reported() {
     log.append(0, 0, None, &message(0, 10)).unwrap();
     disk.fail_next_syncs(1);
     assert!(log.sync().is_err());
+}
+
+fn transient(id: u64, size: usize) -> Message {
+    Message {
+        persistent: false,
+        ..message(id, size)
+    }
+}
+
+/// A big backlog is counted from segment summaries without reading the segments, and
+/// paged in in order, in chunks, with transient records (dead after a restart) and
+/// removed messages skipped and delivered ones flagged.
+#[test]
+fn recovery_counts_from_summaries_and_pages_in_lazily() {
+    let disk = SimStorage::new();
+    let (mut log, _) = SegmentLog::open(disk.clone(), "q", 8 * 1024).unwrap();
+    let mut locs = Vec::new();
+    for id in 0..400u64 {
+        let m = if id % 10 == 9 {
+            transient(id, 300)
+        } else {
+            message(id, 300)
+        };
+        locs.push(log.append(id, 0, None, &m).unwrap());
+    }
+    // Remove a few from the first segment, deliver one from a later one.
+    for id in [0u64, 1, 2] {
+        log.removed(locs[id as usize], id).unwrap();
+    }
+    log.delivered(locs[200], 200);
+    log.sync().unwrap();
+    drop(log);
+    let sums = disk_names(&disk)
+        .iter()
+        .filter(|n| n.ends_with(".sum"))
+        .count();
+    assert!(sums > 5, "sealed segments have summaries ({sums})");
+
+    let (mut log, mut recovery) = SegmentLog::open(disk.clone(), "q", 8 * 1024).unwrap();
+    let expected: Vec<u64> = (3..400).filter(|id| id % 10 != 9).collect();
+    assert_eq!(recovery.backlog.len(), expected.len() as u64);
+    assert_eq!(recovery.backlog.bytes(), expected.len() as u64 * 300);
+    assert_eq!(recovery.next_id, 400);
+    let mut got = Vec::new();
+    let mut problems = Vec::new();
+    let mut chunks = 0;
+    while !recovery.backlog.is_empty() {
+        let before = got.len();
+        log.page_in(&mut recovery.backlog, 2000, &mut got, &mut problems)
+            .unwrap();
+        assert!(got.len() > before, "every page-in makes progress");
+        chunks += 1;
+    }
+    assert!(chunks > 10, "paged in small chunks ({chunks})");
+    assert!(problems.is_empty(), "{problems:?}");
+    let ids: Vec<u64> = got.iter().map(|r| r.stored.id).collect();
+    assert_eq!(ids, expected);
+    let delivered: Vec<u64> = got
+        .iter()
+        .filter(|r| r.delivered)
+        .map(|r| r.stored.id)
+        .collect();
+    assert_eq!(delivered, vec![200]);
+    assert_eq!(recovery.backlog.bytes(), 0);
+}
+
+/// Messages larger than a page-in read still come in whole.
+#[test]
+fn large_messages_page_in_whole() {
+    let disk = SimStorage::new();
+    let (mut log, _) = SegmentLog::open(disk.clone(), "q", 1 << 20).unwrap();
+    for id in 0..3u64 {
+        log.append(id, 0, None, &message(id, 200_000)).unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let (mut log, mut recovery) = SegmentLog::open(disk, "q", 1 << 20).unwrap();
+    let mut got = Vec::new();
+    let mut problems = Vec::new();
+    log.page_in(&mut recovery.backlog, 1, &mut got, &mut problems)
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].stored.message, message(0, 200_000));
+    let rest = log
+        .page_in_all(&mut recovery.backlog, &mut problems)
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(problems.is_empty());
+}
+
+/// Damage inside a segment counted from its summary is found when paging in: reported
+/// with the queue's name, the rest of that segment skipped, the next segments served.
+#[test]
+fn damage_behind_a_summary_is_reported_at_page_in() {
+    let disk = SimStorage::new();
+    let (mut log, _) = SegmentLog::open(disk.clone(), "orders", 4096).unwrap();
+    for id in 0..40u64 {
+        log.append(id, 0, None, &message(id, 500)).unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    disk.corrupt("0000000000.msg", 1200);
+    let (mut log, mut recovery) = SegmentLog::open(disk, "orders", 4096).unwrap();
+    assert_eq!(recovery.backlog.len(), 40, "counted from summaries");
+    let mut problems = Vec::new();
+    let got = log
+        .page_in_all(&mut recovery.backlog, &mut problems)
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("queue orders") && problems[0].contains("segment 0"));
+    assert!(got.len() < 40 && got.len() >= 30, "{}", got.len());
+    assert!(got.windows(2).all(|w| w[0].stored.id < w[1].stored.id));
+}
+
+fn disk_names(disk: &SimStorage) -> Vec<String> {
+    use warren_store::segment::Storage;
+    disk.list().unwrap()
 }

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 use warren_store::segment::{
-    DEFAULT_SEGMENT_BYTES, FsStorage, Location, Recovery, SegmentLog, SyncJob,
+    Backlog, DEFAULT_SEGMENT_BYTES, FsStorage, Location, Recovered, SegmentLog, SyncJob,
 };
 use warren_store::{Message, MessageId};
 
@@ -37,6 +37,8 @@ pub(super) fn unix_ms() -> u64 {
 #[derive(Debug)]
 pub(super) struct DurableLog {
     log: SegmentLog<FsStorage>,
+    /// Messages only on disk, oldest first, behind those in memory.
+    backlog: Backlog,
     queue: Arc<str>,
     dir: PathBuf,
     /// Confirms for messages written since the running sync (if any) began.
@@ -50,20 +52,27 @@ pub(super) struct DurableLog {
 }
 
 impl DurableLog {
-    /// Open the log in `dir`, recovering its messages. Blocking: run it off the async
-    /// threads.
-    pub(super) fn open(dir: &Path, queue: &Arc<str>) -> io::Result<(Self, Recovery)> {
+    /// Open the log in `dir`, recovering its messages (as a backlog, not read yet);
+    /// returns the log and the first message id not used on disk. Blocking: run it off
+    /// the async threads.
+    pub(super) fn open(dir: &Path, queue: &Arc<str>) -> io::Result<(Self, MessageId)> {
         let storage = FsStorage::new(dir)?;
         let (log, recovery) = SegmentLog::open(storage, queue, DEFAULT_SEGMENT_BYTES)?;
         for problem in &recovery.problems {
             warn!(queue = %queue, %problem, "message store damage skipped");
         }
-        if !recovery.messages.is_empty() {
-            info!(queue = %queue, messages = recovery.messages.len(), "messages recovered");
+        if !recovery.backlog.is_empty() {
+            info!(
+                queue = %queue,
+                messages = recovery.backlog.len(),
+                bytes = recovery.backlog.bytes(),
+                "messages recovered"
+            );
         }
         Ok((
             Self {
                 log,
+                backlog: recovery.backlog,
                 queue: queue.clone(),
                 dir: dir.to_path_buf(),
                 waiting: Vec::new(),
@@ -71,8 +80,45 @@ impl DurableLog {
                 sync_by: None,
                 failed: false,
             },
-            recovery,
+            recovery.next_id,
         ))
+    }
+
+    /// Messages waiting on disk only.
+    pub(super) fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
+    /// Write a message that joins the on-disk backlog instead of memory.
+    pub(super) fn append_to_backlog(
+        &mut self,
+        id: MessageId,
+        expires_unix_ms: Option<u64>,
+        message: &Message,
+    ) -> bool {
+        match self.append(id, expires_unix_ms, message) {
+            Some(at) => {
+                self.backlog.push(at, message.body.len() as u64);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Read about `max_bytes` of messages from the front of the backlog.
+    pub(super) fn page_in(&mut self, max_bytes: usize) -> Vec<Recovered> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        if let Err(e) = self
+            .log
+            .page_in(&mut self.backlog, max_bytes, &mut out, &mut problems)
+        {
+            self.fail("read", &e);
+        }
+        for problem in problems {
+            error!(queue = %self.queue, %problem, "message store damage: messages lost");
+        }
+        out
     }
 
     pub(super) fn failed(&self) -> bool {
@@ -113,14 +159,19 @@ impl DurableLog {
     }
 
     /// The message left the queue for good.
-    pub(super) fn removed(&mut self, at: Location, id: MessageId) {
+    pub(super) fn removed(&mut self, at: Location, id: MessageId, persistent: bool) {
         if self.failed {
             return;
         }
-        if let Err(e) = self.log.removed(at, id) {
+        let done = if persistent {
+            self.dirty();
+            self.log.removed(at, id)
+        } else {
+            self.log.forget_transient(at)
+        };
+        if let Err(e) = done {
             self.fail("remove", &e);
         }
-        self.dirty();
     }
 
     fn dirty(&mut self) {

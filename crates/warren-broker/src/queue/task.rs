@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, error, trace, warn};
 use warren_codec::ReplyCode;
-use warren_store::segment::Recovery;
 use warren_store::{MessageQueue, MessageRef, QueuedMessage};
 
 use super::dead_letter::{Reason, dead_letter, is_cycle};
@@ -31,6 +30,15 @@ const COMMAND_BATCH: usize = 256;
 /// Deliveries prepared before they are sent: for a durable queue, their "delivered"
 /// records are written in one go before any of them leaves.
 const DELIVER_BATCH: usize = 256;
+
+/// A durable queue keeps at most this many ready messages (or body octets) in memory;
+/// beyond, new messages wait on disk only, in its backlog.
+const HEAD_MESSAGES: usize = 16 * 1024;
+const HEAD_BYTES: usize = 16 * 1024 * 1024;
+
+/// Octets of messages read from the backlog at a time, once the in-memory part is
+/// below half its limits: ahead of consumers, in sequential reads.
+const PAGE_IN_BYTES: usize = 2 * 1024 * 1024;
 
 /// Create a queue and start its task.
 pub(crate) fn spawn_queue(spec: QueueSpec, vhost: Weak<VHost>, capacity: usize) -> QueueRef {
@@ -140,9 +148,19 @@ impl QueueTask {
         })
         .await;
         match opened {
-            Ok(Ok((log, recovery))) => {
+            Ok(Ok((log, next_id))) => {
+                self.store.reserve_ids_below(next_id);
                 self.durable = Some(log);
-                self.recover(recovery);
+                if !self.pages() {
+                    // Priority queues keep everything in memory: read it all now.
+                    while self
+                        .durable
+                        .as_ref()
+                        .is_some_and(|l| !l.backlog().is_empty())
+                    {
+                        self.page_in(usize::MAX);
+                    }
+                }
             }
             Ok(Err((e, dir))) => {
                 error!(queue = %self.queue.name(), dir = %dir.display(), error = %e,
@@ -156,10 +174,52 @@ impl QueueTask {
         }
     }
 
-    fn recover(&mut self, recovery: Recovery) {
+    /// Does this queue keep a backlog on disk? Durable queues do, except priority
+    /// queues (their order is not the disk's order).
+    fn pages(&self) -> bool {
+        self.durable.is_some() && self.config.max_priority.is_none()
+    }
+
+    /// Ready messages, in memory and on disk.
+    fn ready_len(&self) -> u64 {
+        self.store.ready_len() as u64 + self.durable.as_ref().map_or(0, |l| l.backlog().len())
+    }
+
+    /// Their body octets.
+    fn ready_bytes(&self) -> u64 {
+        self.store.ready_bytes() as u64 + self.durable.as_ref().map_or(0, |l| l.backlog().bytes())
+    }
+
+    fn has_backlog(&self) -> bool {
+        self.durable
+            .as_ref()
+            .is_some_and(|l| !l.backlog().is_empty())
+    }
+
+    /// Is the in-memory part full, so a new message waits on disk?
+    fn head_full(&self) -> bool {
+        self.store.ready_len() >= HEAD_MESSAGES || self.store.ready_bytes() >= HEAD_BYTES
+    }
+
+    /// Read messages from the backlog when the in-memory part runs low.
+    fn fill_head(&mut self) {
+        if self.has_backlog()
+            && (self.store.ready_len() < HEAD_MESSAGES / 2
+                && self.store.ready_bytes() < HEAD_BYTES / 2)
+        {
+            self.page_in(PAGE_IN_BYTES);
+        }
+    }
+
+    /// Move about `max_bytes` of messages from the backlog into memory.
+    fn page_in(&mut self, max_bytes: usize) {
+        let Some(log) = self.durable.as_mut() else {
+            return;
+        };
+        let paged = log.page_in(max_bytes);
         let now = self.now();
         let now_unix = unix_ms();
-        for r in recovery.messages {
+        for r in paged {
             let expires_at = r
                 .stored
                 .expires_unix_ms
@@ -179,7 +239,7 @@ impl QueueTask {
     /// A message left the queue for good: its record on disk goes too.
     fn forget(&mut self, m: &QueuedMessage) {
         if let (Some(at), Some(log)) = (m.location, self.durable.as_mut()) {
-            log.removed(at, m.id);
+            log.removed(at, m.id, m.message.persistent);
         }
     }
 
@@ -258,17 +318,12 @@ impl QueueTask {
             QueueCmd::Stat { reply } => {
                 self.last_used = Instant::now();
                 self.expire();
-                let ready = u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX);
+                let ready = u32::try_from(self.ready_len()).unwrap_or(u32::MAX);
                 let consumers = u32::try_from(self.consumers.len()).unwrap_or(u32::MAX);
                 let _ = reply.send((ready, consumers));
             }
             QueueCmd::Purge { reply } => {
-                let (stored, purged) = self.store.purge();
-                if let Some(log) = self.durable.as_mut() {
-                    for (at, id) in stored {
-                        log.removed(at, id);
-                    }
-                }
+                let purged = self.purge();
                 let _ = reply.send(u32::try_from(purged).unwrap_or(u32::MAX));
             }
             QueueCmd::Sync { reply } => {
@@ -322,6 +377,28 @@ impl QueueTask {
         };
         let now = self.now();
         let priority = message.priority;
+        if self.pages() && (self.has_backlog() || self.head_full()) {
+            // Behind a backlog (or with memory full), the message waits on disk, even a
+            // transient one: order is kept, and its record dies at a restart.
+            let expires_unix = ttl.map(|t| unix_ms().saturating_add(t));
+            let id = self.store.next_id();
+            self.store.reserve_ids_below(id + 1);
+            let stored = self
+                .durable
+                .as_mut()
+                .is_some_and(|log| log.append_to_backlog(id, expires_unix, &message));
+            match (confirm, stored) {
+                (Some(ticket), false) => ticket.fail(),
+                (Some(ticket), true) if message.persistent => {
+                    if let Some(log) = self.durable.as_mut() {
+                        log.confirm_after_sync(ticket);
+                    }
+                }
+                (Some(ticket), true) => ticket.resolve(true),
+                (None, _) => {}
+            }
+            return;
+        }
         let location = match self.durable.as_mut() {
             Some(log) if message.persistent => {
                 let expires_unix = ttl.map(|t| unix_ms().saturating_add(t));
@@ -360,8 +437,8 @@ impl QueueTask {
 
     /// RabbitMQ's `will_overflow`: would one more message of `size` octets break a limit?
     fn would_overflow(&self, size: usize) -> bool {
-        let len = self.store.ready_len() as u64;
-        let bytes = self.store.ready_bytes() as u64;
+        let len = self.ready_len();
+        let bytes = self.ready_bytes();
         self.config.max_length.is_some_and(|max| len + 1 > max)
             || self
                 .config
@@ -370,8 +447,8 @@ impl QueueTask {
     }
 
     fn over_limit(&self) -> bool {
-        let len = self.store.ready_len() as u64;
-        let bytes = self.store.ready_bytes() as u64;
+        let len = self.ready_len();
+        let bytes = self.ready_bytes();
         self.config.max_length.is_some_and(|max| len > max)
             || self.config.max_length_bytes.is_some_and(|max| bytes > max)
     }
@@ -384,6 +461,9 @@ impl QueueTask {
         }
         let mut dropped = Vec::new();
         while self.over_limit() {
+            if self.store.is_empty() {
+                self.page_in(PAGE_IN_BYTES);
+            }
             match self.store.drop_head() {
                 Some(m) => dropped.push(m),
                 None => break,
@@ -485,23 +565,28 @@ impl QueueTask {
     }
 
     fn get(&mut self, track: bool, reply: oneshot::Sender<Option<GetReply>>) {
+        self.fill_head();
         self.expire();
         let got = self.store.pop(track).map(|m| GetReply {
             message: self.with_delivery_count(m, true),
-            remaining: u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX),
+            remaining: 0,
         });
-        let stored = got
-            .as_ref()
-            .and_then(|g| g.message.location.map(|at| (at, g.message.id)));
-        if let (Some((at, id)), Some(log)) = (stored, self.durable.as_mut()) {
+        let remaining = u32::try_from(self.ready_len()).unwrap_or(u32::MAX);
+        let got = got.map(|g| GetReply { remaining, ..g });
+        let stored = got.as_ref().and_then(|g| {
+            g.message
+                .location
+                .map(|at| (at, g.message.id, g.message.message.persistent))
+        });
+        if let (Some((at, id, true)), Some(log)) = (stored, self.durable.as_mut()) {
             log.delivered(at, id);
             log.write();
         }
         match reply.send(got) {
             Err(Some(unsent)) => self.put_back(unsent.message, track),
             Ok(()) if !track => {
-                if let (Some((at, id)), Some(log)) = (stored, self.durable.as_mut()) {
-                    log.removed(at, id);
+                if let (Some((at, id, persistent)), Some(log)) = (stored, self.durable.as_mut()) {
+                    log.removed(at, id, persistent);
                 }
             }
             _ => {}
@@ -549,6 +634,7 @@ impl QueueTask {
         let mut outbox = std::mem::take(&mut self.outbox);
         let mut next = Next::Continue;
         loop {
+            self.fill_head();
             while outbox.len() < DELIVER_BATCH && !self.store.is_empty() {
                 let Some(at) = self.consumers.next_with_credit(&self.queue.kick) else {
                     break;
@@ -558,7 +644,11 @@ impl QueueTask {
                     self.consumers.get(at).untake();
                     break;
                 };
-                if let (Some(loc), Some(log)) = (message.location, self.durable.as_mut()) {
+                if let (Some(loc), Some(log), true) = (
+                    message.location,
+                    self.durable.as_mut(),
+                    message.message.persistent,
+                ) {
                     log.delivered(loc, message.id);
                 }
                 let message = self.with_delivery_count(message, false);
@@ -589,11 +679,19 @@ impl QueueTask {
                     .message
                     .location
                     .filter(|_| delivery.no_ack)
-                    .map(|loc| (loc, delivery.message.id));
+                    .map(|loc| {
+                        (
+                            loc,
+                            delivery.message.id,
+                            delivery.message.message.persistent,
+                        )
+                    });
                 match consumer.conn.tx.send(Outbound::Deliver(delivery)) {
                     Ok(()) => {
-                        if let (Some((loc, id)), Some(log)) = (removed, self.durable.as_mut()) {
-                            log.removed(loc, id);
+                        if let (Some((loc, id, persistent)), Some(log)) =
+                            (removed, self.durable.as_mut())
+                        {
+                            log.removed(loc, id, persistent);
                         }
                     }
                     Err(mpsc::error::SendError(Outbound::Deliver(bounced))) => {
@@ -641,7 +739,7 @@ impl QueueTask {
     ) -> Next {
         let refusal = if if_unused && !self.consumers.is_empty() {
             Some("in use")
-        } else if if_empty && !self.store.is_empty() {
+        } else if if_empty && self.ready_len() > 0 {
             Some("not empty")
         } else {
             None
@@ -660,12 +758,30 @@ impl QueueTask {
             }
             return Next::Continue;
         }
-        let count = u32::try_from(self.store.ready_len()).unwrap_or(u32::MAX);
+        let count = u32::try_from(self.ready_len()).unwrap_or(u32::MAX);
         self.finish();
         if let Some(reply) = reply {
             let _ = reply.send(Ok(count));
         }
         Next::Stop
+    }
+
+    /// Drop every ready message, in memory and on disk; returns how many.
+    fn purge(&mut self) -> u64 {
+        let mut purged = 0;
+        loop {
+            let (stored, n) = self.store.purge();
+            purged += n as u64;
+            if let Some(log) = self.durable.as_mut() {
+                for (at, id, persistent) in stored {
+                    log.removed(at, id, persistent);
+                }
+            }
+            if !self.has_backlog() {
+                return purged;
+            }
+            self.page_in(PAGE_IN_BYTES * 8);
+        }
     }
 
     /// Leave the routing table and tell every consumer the queue is gone.

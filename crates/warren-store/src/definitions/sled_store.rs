@@ -30,15 +30,28 @@ fn encode(value: &impl Serialize) -> Result<Vec<u8>, DefinitionError> {
 
 impl SledDefinitions {
     /// Open (or create) the database in `dir`.
+    ///
+    /// sled locks the directory. A previous instance in this process may hold the lock
+    /// for a moment after it is dropped (its threads finish first), so a held lock is
+    /// retried for a few seconds; another live process keeps it, and then we fail.
     pub fn open(dir: &Path) -> Result<Self, DefinitionError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            // We flush when a declaration needs it; no background flusher thread.
-            .flush_every_ms(None)
-            .open()
-            .map_err(storage)?;
-        Ok(Self { db })
+        let mut attempts = 0;
+        loop {
+            let opened = sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_BYTES)
+                // We flush when a declaration needs it; no background flusher thread.
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => return Ok(Self { db }),
+                Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        }
     }
 
     fn load_kind<T: DeserializeOwned>(

@@ -34,6 +34,8 @@ pub trait Storage: Send + Sync + 'static {
     fn list(&self) -> io::Result<Vec<String>>;
     /// A job that makes file creations and removals durable (syncs the directory).
     fn sync_dir_job(&self) -> io::Result<SyncJob>;
+    /// A job that writes `data` as the whole of file `name` and syncs it.
+    fn write_file_job(&self, name: &str, data: Vec<u8>) -> io::Result<SyncJob>;
     /// Remove the directory and everything in it.
     fn destroy(&self) -> io::Result<()>;
 }
@@ -120,6 +122,15 @@ impl Storage for FsStorage {
     fn sync_dir_job(&self) -> io::Result<SyncJob> {
         let dir = self.dir.clone();
         Ok(Box::new(move || File::open(dir)?.sync_all()))
+    }
+
+    fn write_file_job(&self, name: &str, data: Vec<u8>) -> io::Result<SyncJob> {
+        let path = self.dir.join(name);
+        Ok(Box::new(move || {
+            let mut file = File::create(path)?;
+            file.write_all(&data)?;
+            file.sync_data()
+        }))
     }
 
     fn destroy(&self) -> io::Result<()> {
@@ -326,6 +337,25 @@ impl Storage for SimStorage {
             for f in disk.files.values_mut() {
                 f.entry_durable = true;
             }
+            Ok(())
+        }))
+    }
+
+    fn write_file_job(&self, name: &str, data: Vec<u8>) -> io::Result<SyncJob> {
+        let disk = self.disk.clone();
+        let name = name.to_owned();
+        Ok(Box::new(move || {
+            let mut disk = lock(&disk);
+            if disk.failing_syncs > 0 {
+                disk.failing_syncs -= 1;
+                return Err(io::Error::other("simulated sync failure"));
+            }
+            let f = disk.files.entry(name).or_default();
+            let len = data.len();
+            f.data = data;
+            f.synced = len;
+            f.pending.clear();
+            f.removed = false;
             Ok(())
         }))
     }

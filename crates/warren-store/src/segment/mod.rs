@@ -7,17 +7,32 @@
 //! from [`SegmentLog::sync_jobs`], which the owner runs off its async threads, so one
 //! `fdatasync` covers everything written since the last (group commit). Recovery cuts
 //! torn or corrupted records and reports them; it never panics.
+//!
+//! Recovery does not load messages: it returns a [`Backlog`], ranges of segments with
+//! counts, and the owner pages messages in ([`SegmentLog::page_in`]) as it needs them.
+//! A sealed segment's [`summary`] lets recovery count it without reading it, so start-up
+//! time and memory do not grow with the backlog.
 
+mod backlog;
 mod io;
 mod record;
+mod summary;
 
 use std::collections::{BTreeMap, HashSet};
 
-pub use io::{FsFile, FsStorage, SimHandle, SimStorage, Storage, StoreFile, SyncJob};
+use bytes::Bytes;
+
+pub use backlog::Backlog;
+pub use io::{FsFile, FsStorage, KeepWrite, SimHandle, SimStorage, Storage, StoreFile, SyncJob};
 pub use record::StoredMessage;
 
 use crate::Message;
-use record::{AckKind, Stop, decode_acks, decode_message, encode_ack, encode_message};
+use backlog::Run;
+use record::{
+    AckKind, Stop, claimed_size, decode_acks, decode_message, encode_ack, encode_message,
+    scan_message,
+};
+use summary::Summary;
 
 /// Where a message record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,7 +45,7 @@ pub struct Location {
     pub len: u32,
 }
 
-/// A message found on disk at recovery.
+/// A message read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
     /// The message and its queue metadata.
@@ -44,8 +59,10 @@ pub struct Recovered {
 /// What recovery found.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// Live messages, in id order.
-    pub messages: Vec<Recovered>,
+    /// The messages on disk, to be paged in.
+    pub backlog: Backlog,
+    /// The first id never used by a recovered message.
+    pub next_id: u64,
     /// Damage found and skipped, one line each.
     pub problems: Vec<String>,
 }
@@ -57,23 +74,46 @@ struct Segment<F> {
     /// Octets in the message file, written or buffered.
     size: u64,
     /// Messages in the segment that are not gone yet.
-    live: u32,
+    live: u64,
+    /// What it holds, for its summary when it is sealed.
+    summary: Summary,
     msg_buf: Vec<u8>,
     ack_buf: Vec<u8>,
     /// Written since the last sync.
     dirty: bool,
 }
 
+impl<F> Segment<F> {
+    fn new(msgs: F, acks: F) -> Self {
+        Self {
+            msgs,
+            acks,
+            size: 0,
+            live: 0,
+            summary: Summary::default(),
+            msg_buf: Vec::new(),
+            ack_buf: Vec::new(),
+            dirty: false,
+        }
+    }
+}
+
 /// Size at which a new segment is started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The smallest read when paging in, so small messages come in useful batches.
+const MIN_READ: usize = 64 * 1024;
 
 /// A queue's message log on a [`Storage`].
 #[derive(Debug)]
 pub struct SegmentLog<S: Storage> {
     storage: S,
+    label: String,
     segments: BTreeMap<u32, Segment<S::File>>,
     current: u32,
     segment_bytes: u64,
+    /// Summaries of sealed segments, written after the next data sync.
+    summaries: Vec<(u32, Summary)>,
     /// Files were created or removed since the directory was last synced.
     dir_dirty: bool,
 }
@@ -86,144 +126,218 @@ fn ack_name(segment: u32) -> String {
     format!("{segment:010}.ack")
 }
 
+fn sum_name(segment: u32) -> String {
+    format!("{segment:010}.sum")
+}
+
+fn to_u32(n: impl TryInto<u32>) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+/// One segment as recovery found it.
+struct Found {
+    run: Run,
+    last_id: Option<u64>,
+    /// The summary to write for it, when it had none.
+    summary: Option<Summary>,
+}
+
 impl<S: Storage> SegmentLog<S> {
     /// Open the log, recovering what is on disk. `label` names the queue in reports.
     pub fn open(storage: S, label: &str, segment_bytes: u64) -> std::io::Result<(Self, Recovery)> {
-        let mut numbers: Vec<u32> = storage
-            .list()?
+        let names = storage.list()?;
+        let mut numbers: Vec<u32> = names
             .iter()
             .filter_map(|n| n.strip_suffix(".msg").and_then(|s| s.parse().ok()))
             .collect();
         numbers.sort_unstable();
         let mut log = Self {
             storage,
+            label: label.to_owned(),
             segments: BTreeMap::new(),
             current: 0,
             segment_bytes: segment_bytes.max(1),
+            summaries: Vec::new(),
             dir_dirty: false,
         };
-        let mut recovery = Recovery::default();
-        let mut removed: HashSet<u64> = HashSet::new();
-        let mut delivered: HashSet<u64> = HashSet::new();
-        let mut found: Vec<Recovered> = Vec::new();
-        for &n in &numbers {
-            let mut msgs = log.storage.open(&msg_name(n))?;
-            let mut acks = log.storage.open(&ack_name(n))?;
-            let data = msgs.read_all()?;
-            let mut at = 0usize;
-            loop {
-                match decode_message(&data[at..]) {
-                    Ok(None) => break,
-                    Ok(Some((stored, size))) => {
-                        let location = Location {
-                            segment: n,
-                            offset: u32::try_from(at).unwrap_or(u32::MAX),
-                            len: u32::try_from(size).unwrap_or(u32::MAX),
-                        };
-                        // A transient message written out to save memory dies with the
-                        // process, as it would have in RAM.
-                        if stored.message.persistent {
-                            found.push(Recovered {
-                                stored,
-                                location,
-                                delivered: false,
-                            });
-                        }
-                        at += size;
-                    }
-                    Err(stop) => {
-                        let what = if stop == Stop::Torn {
-                            "torn record"
-                        } else {
-                            "corrupted record"
-                        };
-                        recovery.problems.push(format!(
-                            "queue {label}: segment {n}: {what} at offset {at}; {} octets after it skipped",
-                            data.len() - at
-                        ));
-                        break;
-                    }
-                }
-            }
-            let (records, stop) = decode_acks(&acks.read_all()?);
-            if let Some(stop) = stop {
-                recovery.problems.push(format!(
-                    "queue {label}: segment {n}: {} ack record after {} good ones skipped",
-                    if stop == Stop::Torn {
-                        "torn"
-                    } else {
-                        "corrupted"
-                    },
-                    records.len()
-                ));
-            }
-            for (kind, id) in records {
-                match kind {
-                    AckKind::Removed => removed.insert(id),
-                    AckKind::Delivered => delivered.insert(id),
-                };
-            }
-            log.segments.insert(
-                n,
-                Segment {
-                    msgs,
-                    acks,
-                    size: data.len() as u64,
-                    live: 0,
-                    msg_buf: Vec::new(),
-                    ack_buf: Vec::new(),
-                    dirty: false,
-                },
-            );
-        }
-        found.retain(|r| !removed.contains(&r.stored.id));
-        for r in &mut found {
-            r.delivered = delivered.contains(&r.stored.id);
-            if let Some(seg) = log.segments.get_mut(&r.location.segment) {
-                seg.live += 1;
-            }
-        }
-        found.sort_by_key(|r| r.stored.id);
-        // Segments with nothing live are garbage; appends go to a fresh segment so no
-        // record is ever written after a damaged one.
-        let empty: Vec<u32> = log
-            .segments
+        // Summaries whose segment is gone (deleted before the summary was).
+        let known: HashSet<u32> = numbers.iter().copied().collect();
+        for orphan in names
             .iter()
-            .filter(|(_, s)| s.live == 0)
-            .map(|(n, _)| *n)
-            .collect();
-        for n in empty {
-            log.delete_segment(n)?;
+            .filter_map(|n| n.strip_suffix(".sum").and_then(|s| s.parse::<u32>().ok()))
+            .filter(|n| !known.contains(n))
+        {
+            log.storage.remove(&sum_name(orphan))?;
+            log.dir_dirty = true;
         }
+        let mut recovery = Recovery::default();
+        let mut next_id = 0u64;
+        for &n in &numbers {
+            let found = log.recover_segment(n, &names, &mut recovery)?;
+            if let Some(last) = found.last_id {
+                next_id = next_id.max(last + 1);
+            }
+            if found.run.count == 0 {
+                // Nothing live: garbage.
+                log.delete_segment(n)?;
+                continue;
+            }
+            if let Some(summary) = found.summary {
+                log.summaries.push((n, summary));
+            }
+            recovery.backlog.len += found.run.count;
+            recovery.backlog.bytes += found.run.bytes;
+            recovery.backlog.runs.push_back(found.run);
+        }
+        recovery.backlog.dead_below = next_id;
+        recovery.next_id = next_id;
+        // Appends go to a fresh segment, so no record is ever written after a damaged one.
         log.current = numbers.last().map_or(0, |n| n + 1);
         log.start_segment(log.current)?;
-        recovery.messages = found;
         Ok((log, recovery))
+    }
+
+    /// Read one segment's acks, and its summary or (if that cannot be trusted) its
+    /// records, into a run of live messages.
+    fn recover_segment(
+        &mut self,
+        n: u32,
+        names: &[String],
+        recovery: &mut Recovery,
+    ) -> std::io::Result<Found> {
+        let mut msgs = self.storage.open(&msg_name(n))?;
+        let mut acks = self.storage.open(&ack_name(n))?;
+        let (records, stop) = decode_acks(&acks.read_all()?);
+        if let Some(stop) = stop {
+            recovery.problems.push(format!(
+                "queue {}: segment {n}: {} ack record after {} good ones skipped",
+                self.label,
+                if stop == Stop::Torn {
+                    "torn"
+                } else {
+                    "corrupted"
+                },
+                records.len()
+            ));
+        }
+        let mut removed = HashSet::new();
+        let mut delivered = Vec::new();
+        for (kind, id) in records {
+            match kind {
+                AckKind::Removed => {
+                    removed.insert(id);
+                }
+                AckKind::Delivered => delivered.push(id),
+            }
+        }
+        let summary = if removed.is_empty() && names.contains(&sum_name(n)) {
+            let mut file = self.storage.open(&sum_name(n))?;
+            Summary::decode(&file.read_all()?)
+        } else {
+            None
+        };
+        let found = match summary {
+            Some(s) => Found {
+                run: Run {
+                    segment: n,
+                    start: 0,
+                    end: s.data_end,
+                    count: s.persistent,
+                    bytes: s.body_bytes,
+                },
+                last_id: Some(s.last_id),
+                summary: None,
+            },
+            None => self.scan_segment(n, &mut msgs, &removed, recovery)?,
+        };
+        let mut segment = Segment::new(msgs, acks);
+        segment.size = found.run.end;
+        segment.live = found.run.count;
+        if found.run.count > 0 {
+            recovery.backlog.skip.extend(removed);
+            recovery.backlog.delivered.extend(delivered);
+        }
+        self.segments.insert(n, segment);
+        Ok(found)
+    }
+
+    /// Read a segment's records to count what is live in it.
+    fn scan_segment(
+        &self,
+        n: u32,
+        msgs: &mut S::File,
+        removed: &HashSet<u64>,
+        recovery: &mut Recovery,
+    ) -> std::io::Result<Found> {
+        let data = msgs.read_all()?;
+        let mut at = 0usize;
+        let mut live = 0u64;
+        let mut bytes = 0u64;
+        let mut summary = Summary::default();
+        let mut last_id = None;
+        loop {
+            match scan_message(&data[at..]) {
+                Ok(None) => break,
+                Ok(Some((info, size))) => {
+                    last_id = Some(last_id.map_or(info.id, |l: u64| l.max(info.id)));
+                    // A transient message written out to save memory dies with the
+                    // process, as it would have in RAM.
+                    if info.persistent {
+                        summary.persistent += 1;
+                        summary.body_bytes += info.body_len;
+                        if !removed.contains(&info.id) {
+                            live += 1;
+                            bytes += info.body_len;
+                        }
+                    }
+                    at += size;
+                }
+                Err(stop) => {
+                    let what = if stop == Stop::Torn {
+                        "torn record"
+                    } else {
+                        "corrupted record"
+                    };
+                    recovery.problems.push(format!(
+                        "queue {}: segment {n}: {what} at offset {at}; {} octets after it skipped",
+                        self.label,
+                        data.len() - at
+                    ));
+                    break;
+                }
+            }
+        }
+        summary.last_id = last_id.unwrap_or(0);
+        summary.data_end = at as u64;
+        Ok(Found {
+            run: Run {
+                segment: n,
+                start: 0,
+                end: at as u64,
+                count: live,
+                bytes,
+            },
+            last_id,
+            // A summary is only worth writing for an untouched segment: one with
+            // removals is read at every start anyway.
+            summary: removed.is_empty().then_some(summary),
+        })
     }
 
     fn start_segment(&mut self, n: u32) -> std::io::Result<()> {
         let msgs = self.storage.open(&msg_name(n))?;
         let acks = self.storage.open(&ack_name(n))?;
-        self.segments.insert(
-            n,
-            Segment {
-                msgs,
-                acks,
-                size: 0,
-                live: 0,
-                msg_buf: Vec::new(),
-                ack_buf: Vec::new(),
-                dirty: false,
-            },
-        );
+        self.segments.insert(n, Segment::new(msgs, acks));
         self.dir_dirty = true;
         Ok(())
     }
 
     fn delete_segment(&mut self, n: u32) -> std::io::Result<()> {
         self.segments.remove(&n);
+        self.summaries.retain(|(s, _)| *s != n);
         self.storage.remove(&msg_name(n))?;
         self.storage.remove(&ack_name(n))?;
+        self.storage.remove(&sum_name(n))?;
         self.dir_dirty = true;
         Ok(())
     }
@@ -241,6 +355,9 @@ impl<S: Storage> SegmentLog<S> {
             .get(&self.current)
             .is_some_and(|s| s.size >= self.segment_bytes)
         {
+            if let Some(sealed) = self.segments.get(&self.current) {
+                self.summaries.push((self.current, sealed.summary));
+            }
             self.current += 1;
             self.start_segment(self.current)?;
         }
@@ -253,12 +370,18 @@ impl<S: Storage> SegmentLog<S> {
         let len = seg.msg_buf.len() - before;
         let location = Location {
             segment: n,
-            offset: u32::try_from(seg.size).unwrap_or(u32::MAX),
-            len: u32::try_from(len).unwrap_or(u32::MAX),
+            offset: to_u32(seg.size),
+            len: to_u32(len),
         };
         seg.size += len as u64;
         seg.live += 1;
         seg.dirty = true;
+        if message.persistent {
+            seg.summary.persistent += 1;
+            seg.summary.body_bytes += message.body.len() as u64;
+        }
+        seg.summary.last_id = seg.summary.last_id.max(id);
+        seg.summary.data_end = seg.size;
         Ok(location)
     }
 
@@ -270,16 +393,27 @@ impl<S: Storage> SegmentLog<S> {
         }
     }
 
-    /// Record that a message is gone (acknowledged, expired, dead-lettered, purged).
-    /// A segment whose messages are all gone is deleted.
+    /// Record that a persistent message is gone (acknowledged, expired, dead-lettered,
+    /// purged). A segment whose messages are all gone is deleted.
     pub fn removed(&mut self, location: Location, id: u64) -> std::io::Result<()> {
-        let n = location.segment;
+        if let Some(seg) = self.segments.get_mut(&location.segment) {
+            encode_ack(&mut seg.ack_buf, AckKind::Removed, id);
+            seg.dirty = true;
+        }
+        self.release(location.segment, 1)
+    }
+
+    /// A transient message written to the log is gone: nothing to record (it would not
+    /// survive a restart anyway), but its segment may now be garbage.
+    pub fn forget_transient(&mut self, location: Location) -> std::io::Result<()> {
+        self.release(location.segment, 1)
+    }
+
+    fn release(&mut self, n: u32, count: u64) -> std::io::Result<()> {
         let Some(seg) = self.segments.get_mut(&n) else {
             return Ok(());
         };
-        encode_ack(&mut seg.ack_buf, AckKind::Removed, id);
-        seg.dirty = true;
-        seg.live = seg.live.saturating_sub(1);
+        seg.live = seg.live.saturating_sub(count);
         if seg.live == 0 && n != self.current {
             self.delete_segment(n)?;
         }
@@ -304,10 +438,12 @@ impl<S: Storage> SegmentLog<S> {
     /// True when something was written since the last sync.
     #[must_use]
     pub fn needs_sync(&self) -> bool {
-        self.dir_dirty || self.segments.values().any(|s| s.dirty)
+        self.dir_dirty || !self.summaries.is_empty() || self.segments.values().any(|s| s.dirty)
     }
 
-    /// Flush, then return the jobs that make everything written so far durable.
+    /// Flush, then return the jobs that make everything written so far durable, to be
+    /// run in order: data first, then summaries of sealed segments (so a summary on
+    /// disk always describes synced data), then the directory.
     pub fn sync_jobs(&mut self) -> std::io::Result<Vec<SyncJob>> {
         self.flush()?;
         let mut jobs = Vec::new();
@@ -315,6 +451,13 @@ impl<S: Storage> SegmentLog<S> {
             jobs.push(seg.msgs.sync_job()?);
             jobs.push(seg.acks.sync_job()?);
             seg.dirty = false;
+        }
+        for (n, summary) in std::mem::take(&mut self.summaries) {
+            jobs.push(
+                self.storage
+                    .write_file_job(&sum_name(n), summary.encode())?,
+            );
+            self.dir_dirty = true;
         }
         if self.dir_dirty {
             jobs.push(self.storage.sync_dir_job()?);
@@ -331,20 +474,133 @@ impl<S: Storage> SegmentLog<S> {
         Ok(())
     }
 
-    /// Read a message back (paging a body in).
-    pub fn read(&mut self, location: Location) -> std::io::Result<StoredMessage> {
+    /// Read messages from the front of `backlog`, about `max_bytes` of records (at least
+    /// one message while any is left), into `out`. Records that cannot be read are
+    /// reported in `problems` and their range is dropped; never a panic.
+    pub fn page_in(
+        &mut self,
+        backlog: &mut Backlog,
+        max_bytes: usize,
+        out: &mut Vec<Recovered>,
+        problems: &mut Vec<String>,
+    ) -> std::io::Result<()> {
         self.flush()?;
+        let mut read = 0usize;
+        let first = out.len();
+        while read < max_bytes.max(1) || out.len() == first {
+            let Some(run) = backlog.runs.front().cloned() else {
+                break;
+            };
+            if run.count == 0 || run.start >= run.end {
+                backlog.drop_front();
+                continue;
+            }
+            match self.read_run(&run, max_bytes.saturating_sub(read).max(MIN_READ)) {
+                Ok((chunk, consumed)) => {
+                    read += consumed;
+                    let mut count = 0;
+                    let mut bytes = 0;
+                    let mut at = 0usize;
+                    while at < consumed {
+                        let Ok(Some((stored, size))) = decode_message(&chunk.slice(at..)) else {
+                            break;
+                        };
+                        let location = Location {
+                            segment: run.segment,
+                            offset: to_u32(run.start + at as u64),
+                            len: to_u32(size),
+                        };
+                        at += size;
+                        let id = stored.id;
+                        if (!stored.message.persistent && id < backlog.dead_below)
+                            || backlog.skip.remove(&id)
+                        {
+                            continue;
+                        }
+                        count += 1;
+                        bytes += stored.message.body.len() as u64;
+                        out.push(Recovered {
+                            delivered: backlog.delivered.remove(&id),
+                            stored,
+                            location,
+                        });
+                    }
+                    if let Some(front) = backlog.runs.front_mut() {
+                        front.start += consumed as u64;
+                        front.count = front.count.saturating_sub(count);
+                        front.bytes = front.bytes.saturating_sub(bytes);
+                    }
+                    backlog.len = backlog.len.saturating_sub(count);
+                    backlog.bytes = backlog.bytes.saturating_sub(bytes);
+                }
+                Err(why) => {
+                    problems.push(format!(
+                        "queue {}: segment {}: {why} at offset {}; {} messages skipped",
+                        self.label, run.segment, run.start, run.count
+                    ));
+                    backlog.drop_front();
+                    // Those messages will never be removed one by one.
+                    self.release(run.segment, run.count)?;
+                }
+            }
+        }
+        if backlog.runs.is_empty() {
+            backlog.skip.clear();
+            backlog.delivered.clear();
+        }
+        Ok(())
+    }
+
+    /// Read whole records from the front of `run`: about `want` octets, at least one
+    /// record. Returns the data and how many octets of whole, valid records it holds.
+    fn read_run(&mut self, run: &Run, want: usize) -> Result<(Bytes, usize), String> {
         let seg = self
             .segments
-            .get_mut(&location.segment)
-            .ok_or_else(|| std::io::Error::other("segment is gone"))?;
-        let data = seg
-            .msgs
-            .read_at(u64::from(location.offset), location.len as usize)?;
-        match decode_message(&data) {
-            Ok(Some((m, _))) => Ok(m),
-            _ => Err(std::io::Error::other("record does not decode")),
+            .get_mut(&run.segment)
+            .ok_or_else(|| "segment file missing".to_owned())?;
+        let left = usize::try_from(run.end - run.start).unwrap_or(usize::MAX);
+        let mut len = want.min(left);
+        loop {
+            let data = seg
+                .msgs
+                .read_at(run.start, len)
+                .map_err(|e| format!("read failed ({e})"))?;
+            let data = Bytes::from(data);
+            let mut at = 0usize;
+            loop {
+                match decode_message(&data.slice(at..)) {
+                    Ok(Some((_, size))) => at += size,
+                    Ok(None) => break,
+                    Err(Stop::Torn) if at > 0 => break,
+                    Err(Stop::Torn) => {
+                        // The first record is larger than what was read: read it whole.
+                        match claimed_size(&data) {
+                            Some(size) if size > len && size <= left => break,
+                            _ => return Err("torn record".to_owned()),
+                        }
+                    }
+                    Err(Stop::Corrupt) if at > 0 => break,
+                    Err(Stop::Corrupt) => return Err("corrupted record".to_owned()),
+                }
+            }
+            if at > 0 {
+                return Ok((data, at));
+            }
+            len = claimed_size(&data).unwrap_or(left).min(left);
         }
+    }
+
+    /// Read every message of `backlog` (for queues kept wholly in memory).
+    pub fn page_in_all(
+        &mut self,
+        backlog: &mut Backlog,
+        problems: &mut Vec<String>,
+    ) -> std::io::Result<Vec<Recovered>> {
+        let mut out = Vec::new();
+        while !backlog.is_empty() {
+            self.page_in(backlog, 16 * 1024 * 1024, &mut out, problems)?;
+        }
+        Ok(out)
     }
 
     /// Segment files present (for tests and reports).

@@ -88,9 +88,17 @@ pub(crate) enum Stop {
     Corrupt,
 }
 
-/// Decode one message record at the start of `buf`; `Err` when it is torn or corrupt,
-/// `Ok(None)` at the end. Returns the record and its total size.
-pub(crate) fn decode_message(buf: &[u8]) -> Result<Option<(StoredMessage, usize)>, Stop> {
+/// What recovery needs to know of a record without copying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordInfo {
+    pub id: u64,
+    pub persistent: bool,
+    pub body_len: u64,
+}
+
+/// Check the record at the start of `buf`: its total size and CRC-covered part, or why
+/// it is unusable; `Ok(None)` at the end.
+fn frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, Stop> {
     if buf.is_empty() {
         return Ok(None);
     }
@@ -107,31 +115,86 @@ pub(crate) fn decode_message(buf: &[u8]) -> Result<Option<(StoredMessage, usize)
         return Err(Stop::Torn);
     }
     let crc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let body = &buf[HEADER..total];
-    if crc32c::crc32c(body) != crc {
+    let covered = &buf[HEADER..total];
+    if crc32c::crc32c(covered) != crc {
         return Err(Stop::Corrupt);
     }
-    parse_covered(body)
+    Ok(Some((covered, total)))
+}
+
+/// The size a record at the start of `buf` claims, from its first four octets.
+pub(crate) fn claimed_size(buf: &[u8]) -> Option<usize> {
+    let len: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    Some(4 + u32::from_be_bytes(len) as usize)
+}
+
+/// Decode one message record at the start of `buf`; `Err` when it is torn or corrupt,
+/// `Ok(None)` at the end. Returns the record and its total size. The message's fields
+/// share `buf`'s memory.
+pub(crate) fn decode_message(buf: &Bytes) -> Result<Option<(StoredMessage, usize)>, Stop> {
+    let Some((covered, total)) = frame(buf)? else {
+        return Ok(None);
+    };
+    let start = HEADER;
+    parse_covered(&buf.slice(start..start + covered.len()))
         .map(|m| Some((m, total)))
         .ok_or(Stop::Corrupt)
 }
 
-fn parse_covered(mut b: &[u8]) -> Option<StoredMessage> {
-    let short = |b: &mut &[u8]| -> Option<Bytes> {
+/// Check one record and read its id, persistence and body size, copying nothing.
+pub(crate) fn scan_message(buf: &[u8]) -> Result<Option<(RecordInfo, usize)>, Stop> {
+    let Some((mut b, total)) = frame(buf)? else {
+        return Ok(None);
+    };
+    let id = b.get_u64();
+    b.advance(1);
+    let persistent = b.get_u8() & 1 != 0;
+    b.advance(8);
+    for _ in 0..2 {
+        let n = usize::from(*b.first().ok_or(Stop::Corrupt)?);
+        b = b.get(1 + n..).ok_or(Stop::Corrupt)?;
+    }
+    if b.len() < 4 {
+        return Err(Stop::Corrupt);
+    }
+    let props = b.get_u32() as usize;
+    b = b.get(props..).ok_or(Stop::Corrupt)?;
+    if b.len() < 4 {
+        return Err(Stop::Corrupt);
+    }
+    let body_len = u64::from(b.get_u32());
+    if b.len() as u64 != body_len {
+        return Err(Stop::Corrupt);
+    }
+    Ok(Some((
+        RecordInfo {
+            id,
+            persistent,
+            body_len,
+        },
+        total,
+    )))
+}
+
+fn parse_covered(covered: &Bytes) -> Option<StoredMessage> {
+    let mut b = covered.clone();
+    let short = |b: &mut Bytes| -> Option<Bytes> {
         let n = usize::from(*b.first()?);
         b.advance(1);
-        let v = Bytes::copy_from_slice(b.get(..n)?);
-        b.advance(n);
-        Some(v)
+        if b.len() < n {
+            return None;
+        }
+        Some(b.split_to(n))
     };
-    let long = |b: &mut &[u8]| -> Option<Bytes> {
+    let long = |b: &mut Bytes| -> Option<Bytes> {
         if b.len() < 4 {
             return None;
         }
         let n = b.get_u32() as usize;
-        let v = Bytes::copy_from_slice(b.get(..n)?);
-        b.advance(n);
-        Some(v)
+        if b.len() < n {
+            return None;
+        }
+        Some(b.split_to(n))
     };
     if b.len() < FIXED {
         return None;
@@ -214,19 +277,43 @@ mod tests {
     fn messages_round_trip_and_damage_is_detected() {
         let mut buf = Vec::new();
         encode_message(&mut buf, 7, 3, Some(123), &message(b"hello"));
+        let buf = Bytes::from(buf);
         let (m, size) = decode_message(&buf).unwrap().unwrap();
+        assert_eq!(
+            scan_message(&buf).unwrap().unwrap(),
+            (
+                RecordInfo {
+                    id: 7,
+                    persistent: true,
+                    body_len: 5
+                },
+                size
+            )
+        );
         assert_eq!(size, buf.len());
         assert_eq!((m.id, m.priority, m.expires_unix_ms), (7, 3, Some(123)));
         assert_eq!(&m.message.body[..], b"hello");
         for cut in 1..buf.len() {
-            assert_eq!(decode_message(&buf[..cut]), Err(Stop::Torn), "cut {cut}");
+            assert_eq!(
+                decode_message(&buf.slice(..cut)),
+                Err(Stop::Torn),
+                "cut {cut}"
+            );
+            assert_eq!(scan_message(&buf[..cut]), Err(Stop::Torn), "cut {cut}");
         }
         for i in 0..buf.len() {
-            let mut bad = buf.clone();
+            let mut bad = buf.to_vec();
             bad[i] ^= 0x55;
-            assert!(decode_message(&bad).is_err() || i < 4, "flip {i}");
+            assert!(
+                decode_message(&Bytes::from(bad.clone())).is_err() || i < 4,
+                "flip {i}"
+            );
+            assert!(scan_message(&bad).is_err() || i < 4, "flip {i}");
         }
-        assert_eq!(decode_message(&[0u8; 64]), Err(Stop::Corrupt));
+        assert_eq!(
+            decode_message(&Bytes::from_static(&[0u8; 64])),
+            Err(Stop::Corrupt)
+        );
     }
 
     #[test]
