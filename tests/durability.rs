@@ -719,3 +719,79 @@ async fn length_limits_count_the_backlog() {
     assert_eq!(count(&ch, "capped").await, 30_000);
     assert_eq!(get_body(&ch, "capped").await.unwrap().0, b"5000");
 }
+
+/// Damage to the definition store (sled cuts its log at the damage, silently) never
+/// throws messages away: a queue it lost comes back from the record kept beside its
+/// messages, and the start is clean.
+#[tokio::test]
+async fn a_damaged_definition_store_does_not_lose_queues_with_messages() {
+    for damage in ["truncate", "flip"] {
+        let broker = TestBroker::start().await;
+        {
+            let (_conn, ch) = confirming(&broker).await;
+            for i in 0..40 {
+                ch.queue_declare(
+                    format!("filler{i}").as_str().into(),
+                    durable(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            }
+            let args = table(&[("x-max-length", AMQPValue::LongInt(100))]);
+            ch.queue_declare("precious".into(), durable(), args)
+                .await
+                .unwrap();
+            for i in 0..5 {
+                publish(
+                    &ch,
+                    "",
+                    "precious",
+                    format!("p{i}").as_bytes(),
+                    persistent(),
+                )
+                .await;
+            }
+        }
+        let data = broker.data_dir();
+        let stopped = broker.stop().await;
+        let db = data.join("definitions").join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        if damage == "truncate" {
+            bytes.truncate(bytes.len() / 3);
+        } else {
+            let at = bytes.len() / 3;
+            for b in &mut bytes[at..at + 64] {
+                *b ^= 0xA5;
+            }
+        }
+        std::fs::write(&db, &bytes).unwrap();
+
+        let broker = stopped.start().await;
+        let (_conn, ch) = channel(&broker).await;
+        assert_eq!(
+            count(&ch, "precious").await,
+            5,
+            "{damage}: the queue and its messages are back"
+        );
+        // Its arguments came back too.
+        let (_c, probe) = channel(&broker).await;
+        let r = probe
+            .queue_declare("precious".into(), durable(), FieldTable::default())
+            .await;
+        assert_eq!(err_code(r), 406, "{damage}");
+        for i in 0..5 {
+            assert_eq!(
+                get_body(&ch, "precious").await.unwrap().0,
+                format!("p{i}").into_bytes()
+            );
+        }
+        let broker = broker.restart().await;
+        let (_conn, ch) = channel(&broker).await;
+        assert_eq!(
+            count(&ch, "precious").await,
+            0,
+            "{damage}: adopted for good"
+        );
+    }
+}

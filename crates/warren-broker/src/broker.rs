@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use tracing::{info, warn};
-use warren_store::definitions::{DefinitionError, DefinitionStore, SledDefinitions};
+use tracing::{error, info, warn};
+use warren_store::definitions::{
+    DefinitionError, DefinitionStore, Definitions, SledDefinitions, is_marked_deleted,
+    read_queue_record, read_witness, write_witness,
+};
 
 use crate::Config;
 use crate::definitions::DurableDefinitions;
@@ -56,9 +59,26 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)?;
         let store: Arc<dyn DefinitionStore> =
             Arc::new(SledDefinitions::open(&config.data_dir.join("definitions"))?);
-        let stored = store.load()?;
+        let mut stored = store.load()?;
         for problem in &stored.problems {
             warn!(%problem, "durable definition skipped");
+        }
+        let witness = config.data_dir.join("definitions.witness");
+        if let Some(expected) = read_witness(&witness)
+            && store.generation() < expected
+        {
+            error!(
+                expected,
+                found = store.generation(),
+                "the definition store lost changes it had made durable (damaged files?): \
+                 some exchanges, queues or bindings may be missing"
+            );
+        }
+        if adopt_queue_dirs(&config.data_dir.join("queues"), &mut stored, &*store) {
+            store.flush()?;
+        }
+        if let Err(e) = write_witness(&witness, store.generation()) {
+            warn!(error = %e, "cannot record the definition store's generation");
         }
         info!(
             data_dir = %config.data_dir.display(),
@@ -68,7 +88,7 @@ impl Broker {
             "data directory ready"
         );
         let config = Arc::new(config);
-        let definitions = Arc::new(DurableDefinitions::new(store));
+        let definitions = Arc::new(DurableDefinitions::new(store, witness));
         let vhosts = DashMap::new();
         let default = VHost::new("/", config.clone(), definitions);
         for problem in default.restore(&stored) {
@@ -85,12 +105,6 @@ impl Broker {
                 warn!(%vhost, "definitions for an unknown vhost ignored");
             }
         }
-        let live: HashSet<String> = stored
-            .queues
-            .iter()
-            .map(|q| format!("{:016x}", q.storage_id))
-            .collect();
-        remove_orphan_queue_dirs(&config.data_dir.join("queues"), &live);
         Ok(Arc::new(Self {
             config,
             vhosts,
@@ -148,23 +162,59 @@ impl Broker {
     }
 }
 
-/// Remove message logs of queues that no longer exist: a crash between deleting a queue's
-/// definition and removing its files leaves them behind.
-fn remove_orphan_queue_dirs(dir: &Path, live: &HashSet<String>) {
+/// Sort out queue directories no stored queue points at: files of a queue whose deletion
+/// was interrupted go; files of a queue the definition store lost (its own record says
+/// what it was) bring the queue back, so damage to the definitions never throws
+/// messages away; anything else is kept and reported. True if a queue was adopted.
+fn adopt_queue_dirs(dir: &Path, stored: &mut Definitions, store: &dyn DefinitionStore) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return false;
     };
+    let mut adopted = false;
     for entry in entries.flatten() {
+        let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !live.contains(&name) {
-            match std::fs::remove_dir_all(entry.path()) {
-                Ok(()) => {
-                    info!(dir = %entry.path().display(), "removed the files of a deleted queue")
-                }
+        if stored
+            .queues
+            .iter()
+            .any(|q| format!("{:016x}", q.storage_id) == name)
+        {
+            continue;
+        }
+        if is_marked_deleted(&path) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => info!(dir = %path.display(), "removed the files of a deleted queue"),
                 Err(e) => {
-                    warn!(dir = %entry.path().display(), error = %e, "cannot remove the files of a deleted queue")
+                    warn!(dir = %path.display(), error = %e, "cannot remove the files of a deleted queue");
                 }
+            }
+            continue;
+        }
+        let record = read_queue_record(&path).filter(|def| {
+            format!("{:016x}", def.storage_id) == name
+                && !stored
+                    .queues
+                    .iter()
+                    .any(|q| q.vhost == def.vhost && q.name == def.name)
+        });
+        match record.map(|def| store.put_queue(&def).map(|()| def)) {
+            Some(Ok(def)) => {
+                error!(
+                    queue = %def.name,
+                    vhost = %def.vhost,
+                    dir = %path.display(),
+                    "the definition store had lost this durable queue: restored from its own record"
+                );
+                stored.queues.push(def);
+                adopted = true;
+            }
+            Some(Err(e)) => {
+                error!(dir = %path.display(), error = %e, "cannot restore a queue the definition store lost");
+            }
+            None => {
+                warn!(dir = %path.display(), "queue files without a definition kept as they are")
             }
         }
     }
+    adopted
 }

@@ -6,6 +6,7 @@
 //! flush (an fsync), done off the async threads by whichever channel must answer next;
 //! one flush covers every change made before it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,7 +17,7 @@ use warren_codec::table::encode_field_table;
 use warren_codec::types::FieldTable;
 use warren_router::{Dest, ExchangeFlags, ExchangeKind};
 use warren_store::definitions::{
-    BindingDef, DefinitionError, DefinitionStore, DestKind, ExchangeDef, QueueDef,
+    BindingDef, DefinitionError, DefinitionStore, DestKind, ExchangeDef, QueueDef, write_witness,
 };
 
 use crate::error::{AmqpException, AmqpResult};
@@ -28,6 +29,8 @@ pub(crate) struct DurableDefinitions {
     store: Arc<dyn DefinitionStore>,
     written: AtomicU64,
     flushed: AtomicU64,
+    /// Where the store's generation is recorded after each flush.
+    witness: PathBuf,
 }
 
 fn failed(e: &DefinitionError) -> AmqpException {
@@ -44,11 +47,12 @@ fn table(arguments: &FieldTable) -> AmqpResult<Vec<u8>> {
 }
 
 impl DurableDefinitions {
-    pub(crate) fn new(store: Arc<dyn DefinitionStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn DefinitionStore>, witness: PathBuf) -> Self {
         Self {
             store,
             written: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
+            witness,
         }
     }
 
@@ -133,7 +137,18 @@ impl DurableDefinitions {
             return Ok(());
         }
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.flush()).await {
+        let witness = self.witness.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            let generation = store.generation();
+            store.flush()?;
+            if let Err(e) = write_witness(&witness, generation) {
+                // Only the damage check at the next start is weakened.
+                tracing::warn!(error = %e, "cannot record the definition store's generation");
+            }
+            Ok::<(), DefinitionError>(())
+        })
+        .await;
+        match flushed {
             Ok(Ok(())) => {
                 self.flushed.fetch_max(target, Ordering::AcqRel);
                 Ok(())

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
+use warren_store::definitions::{QueueDef, read_queue_record, write_queue_record};
 use warren_store::segment::{
     Backlog, DEFAULT_SEGMENT_BYTES, FsStorage, Location, Recovered, SegmentLog, SyncJob,
 };
@@ -55,8 +56,17 @@ impl DurableLog {
     /// Open the log in `dir`, recovering its messages (as a backlog, not read yet);
     /// returns the log and the first message id not used on disk. Blocking: run it off
     /// the async threads.
-    pub(super) fn open(dir: &Path, queue: &Arc<str>) -> io::Result<(Self, MessageId)> {
+    /// `record` is the queue's definition, kept in its directory too (see
+    /// `warren_store::definitions::write_queue_record`).
+    pub(super) fn open(
+        dir: &Path,
+        queue: &Arc<str>,
+        record: &QueueDef,
+    ) -> io::Result<(Self, MessageId)> {
         let storage = FsStorage::new(dir)?;
+        if read_queue_record(dir).as_ref() != Some(record) {
+            write_queue_record(dir, record)?;
+        }
         let (log, recovery) = SegmentLog::open(storage, queue, DEFAULT_SEGMENT_BYTES)?;
         for problem in &recovery.problems {
             warn!(queue = %queue, %problem, "message store damage skipped");

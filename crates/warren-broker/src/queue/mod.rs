@@ -41,7 +41,14 @@ pub(crate) struct QueueSpec {
     /// What the arguments ask for.
     pub config: QueueConfig,
     /// Where a durable queue keeps its persistent messages.
-    pub storage: Option<std::path::PathBuf>,
+    pub storage: Option<QueueStorage>,
+}
+
+/// A durable queue's message directory and the id that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueStorage {
+    pub id: u64,
+    pub dir: std::path::PathBuf,
 }
 
 /// The part of a queue everyone may see: its declaration and its command inbox.

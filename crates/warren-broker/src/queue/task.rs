@@ -2,7 +2,6 @@
 //! delivers, expires (on time, not only at the head), enforces length limits,
 //! dead-letters, and deletes itself when auto-delete or `x-expires` says so.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -11,12 +10,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, error, trace, warn};
 use warren_codec::ReplyCode;
+use warren_codec::table::encode_field_table;
+use warren_store::definitions::{QueueDef, mark_deleted};
 use warren_store::{MessageQueue, MessageRef, QueuedMessage};
 
 use super::dead_letter::{Reason, dead_letter, is_cycle};
 use super::durable::{DurableLog, unix_ms};
 use super::{
-    ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, consumers::Consumers,
+    ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, QueueStorage,
+    consumers::Consumers,
 };
 use crate::connection::{Delivery, Outbound};
 use crate::error::AmqpException;
@@ -94,8 +96,8 @@ struct QueueTask {
 
 impl QueueTask {
     async fn run(mut self, mut rx: mpsc::Receiver<QueueCmd>) {
-        if let Some(dir) = self.queue.spec.storage.clone() {
-            self.open_log(dir).await;
+        if let Some(storage) = self.queue.spec.storage.clone() {
+            self.open_log(storage).await;
         }
         let kick = self.queue.kick.clone();
         'run: loop {
@@ -141,10 +143,18 @@ impl QueueTask {
     }
 
     /// Open a durable queue's log and take back the messages it holds.
-    async fn open_log(&mut self, dir: PathBuf) {
+    async fn open_log(&mut self, storage: QueueStorage) {
         let name = self.queue.name().clone();
+        let record = QueueDef {
+            vhost: self.vhost_name(),
+            name: name.to_string(),
+            auto_delete: self.queue.spec.auto_delete,
+            arguments: encode_field_table(&self.queue.spec.arguments).unwrap_or_default(),
+            storage_id: storage.id,
+        };
+        let dir = storage.dir;
         let opened = tokio::task::spawn_blocking(move || {
-            DurableLog::open(&dir, &name).map_err(|e| (e, dir))
+            DurableLog::open(&dir, &name, &record).map_err(|e| (e, dir))
         })
         .await;
         match opened {
@@ -803,8 +813,10 @@ impl QueueTask {
             // between must not bring back a queue without its messages.
             let definitions = vhost.definition_store();
             let name = self.queue.name().clone();
+            let dir = self.queue.spec.storage.as_ref().map(|s| s.dir.clone());
             tokio::task::spawn_blocking(move || {
-                let removed = definitions.flush().map_err(|e| e.to_string());
+                let marked = dir.map_or(Ok(()), |d| mark_deleted(&d).map_err(|e| e.to_string()));
+                let removed = marked.and_then(|()| definitions.flush().map_err(|e| e.to_string()));
                 if let Err(e) = removed.and_then(|()| log.destroy().map_err(|e| e.to_string())) {
                     warn!(queue = %name, error = %e, "files of the deleted queue left behind");
                 }

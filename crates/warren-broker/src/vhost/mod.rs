@@ -18,7 +18,7 @@ use crate::error::{
     AmqpException, AmqpResult, access_refused, default_exchange_refused, exchange_not_found,
     inequivalent, queue_not_found, reserved_name, resource_locked, route_error,
 };
-use crate::queue::{ConnectionId, QueueRef, QueueSpec, spawn_queue};
+use crate::queue::{ConnectionId, QueueRef, QueueSpec, QueueStorage, spawn_queue};
 use crate::queue_args;
 
 /// The exchanges every vhost starts with, all durable.
@@ -380,7 +380,10 @@ impl VHost {
             let id =
                 self.definitions
                     .put_queue(&self.name, req.name, req.auto_delete, req.arguments)?;
-            Some(self.queue_dir(id))
+            Some(QueueStorage {
+                id,
+                dir: self.queue_dir(id),
+            })
         } else {
             None
         };

@@ -9,7 +9,7 @@ use warren_router::{Dest, ExchangeFlags, ExchangeKind};
 use warren_store::definitions::{Definitions, DestKind};
 
 use super::VHost;
-use crate::queue::{QueueSpec, spawn_queue};
+use crate::queue::{QueueSpec, QueueStorage, spawn_queue};
 use crate::queue_args;
 
 fn arguments(raw: &[u8], what: &str, problems: &mut Vec<String>) -> Option<FieldTable> {
@@ -70,7 +70,10 @@ impl VHost {
                 auto_delete: q.auto_delete,
                 exclusive_owner: None,
                 arguments: args,
-                storage: Some(self.queue_dir(q.storage_id)),
+                storage: Some(QueueStorage {
+                    id: q.storage_id,
+                    dir: self.queue_dir(q.storage_id),
+                }),
             };
             let queue = spawn_queue(spec, self.me.clone(), self.config.queue_command_capacity);
             if let Err(e) = topology.add_queue(queue.name().clone(), queue) {

@@ -82,6 +82,9 @@ pub(super) fn bindings_to(vhost: &str, kind: DestKind, destination: &str) -> Vec
     )
 }
 
+/// The generation of the last write (see `DefinitionStore::generation`).
+pub(super) const GENERATION: &[u8] = b"m\0generation";
+
 /// Prefixes for loading each kind of record.
 pub(super) const EXCHANGES: &[u8] = &[EXCHANGE];
 pub(super) const QUEUES: &[u8] = &[QUEUE];

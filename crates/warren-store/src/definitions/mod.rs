@@ -5,11 +5,15 @@
 //! are kept as opaque encoded field tables: this crate does not know the wire format.
 
 mod keys;
+mod queue_record;
 mod sled_store;
+mod witness;
 
 use serde::{Deserialize, Serialize};
 
+pub use queue_record::{is_marked_deleted, mark_deleted, read_queue_record, write_queue_record};
 pub use sled_store::SledDefinitions;
+pub use witness::{read_witness, write_witness};
 
 /// Why a definition could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,11 @@ pub trait DefinitionStore: Send + Sync + std::fmt::Debug {
     fn put_binding(&self, binding: &BindingDef) -> Result<(), DefinitionError>;
     /// Remove a binding; true if it was there.
     fn delete_binding(&self, binding: &BindingDef) -> Result<bool, DefinitionError>;
+    /// Counts writes: every change raises it by one, atomically with the change. Kept
+    /// outside the store after each flush ([`write_witness`]), it tells at the next
+    /// start whether the store lost changes it had made durable (damage the storage
+    /// engine may repair silently by cutting its log).
+    fn generation(&self) -> u64;
     /// A number never handed out before, for [`QueueDef::storage_id`].
     fn new_storage_id(&self) -> Result<u64, DefinitionError>;
     /// Make every write so far durable. Blocks: call it off the async runtime.

@@ -2,6 +2,7 @@
 //! which is the workload sled handles well (see `docs/storage.md`).
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,6 +19,9 @@ const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Debug)]
 pub struct SledDefinitions {
     db: sled::Db,
+    /// The generation of the last write; held while writing, so generations on disk
+    /// increase in write order.
+    generation: Mutex<u64>,
 }
 
 fn storage(e: sled::Error) -> DefinitionError {
@@ -44,7 +48,16 @@ impl SledDefinitions {
                 .flush_every_ms(None)
                 .open();
             match opened {
-                Ok(db) => return Ok(Self { db }),
+                Ok(db) => {
+                    let generation = match db.get(keys::GENERATION).map_err(storage)? {
+                        Some(raw) => raw.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0),
+                        None => 0,
+                    };
+                    return Ok(Self {
+                        db,
+                        generation: Mutex::new(generation),
+                    });
+                }
                 Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -114,6 +127,19 @@ impl SledDefinitions {
     fn contains(&self, key: &[u8]) -> Result<bool, DefinitionError> {
         self.db.contains_key(key).map_err(storage)
     }
+
+    /// Apply `batch` atomically with the next generation number.
+    fn commit(&self, mut batch: sled::Batch) -> Result<(), DefinitionError> {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = *generation + 1;
+        batch.insert(keys::GENERATION, &next.to_be_bytes());
+        self.db.apply_batch(batch).map_err(storage)?;
+        *generation = next;
+        Ok(())
+    }
 }
 
 impl DefinitionStore for SledDefinitions {
@@ -126,9 +152,12 @@ impl DefinitionStore for SledDefinitions {
     }
 
     fn put_exchange(&self, exchange: &ExchangeDef) -> Result<(), DefinitionError> {
-        let key = keys::exchange(&exchange.vhost, &exchange.name);
-        self.db.insert(key, encode(exchange)?).map_err(storage)?;
-        Ok(())
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            keys::exchange(&exchange.vhost, &exchange.name),
+            encode(exchange)?,
+        );
+        self.commit(batch)
     }
 
     fn delete_exchange(&self, vhost: &str, name: &str) -> Result<bool, DefinitionError> {
@@ -142,15 +171,15 @@ impl DefinitionStore for SledDefinitions {
             &mut batch,
         )?;
         if any {
-            self.db.apply_batch(batch).map_err(storage)?;
+            self.commit(batch)?;
         }
         Ok(any)
     }
 
     fn put_queue(&self, queue: &QueueDef) -> Result<(), DefinitionError> {
-        let key = keys::queue(&queue.vhost, &queue.name);
-        self.db.insert(key, encode(queue)?).map_err(storage)?;
-        Ok(())
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::queue(&queue.vhost, &queue.name), encode(queue)?);
+        self.commit(batch)
     }
 
     fn delete_queue(&self, vhost: &str, name: &str) -> Result<bool, DefinitionError> {
@@ -161,7 +190,7 @@ impl DefinitionStore for SledDefinitions {
         any |=
             self.remove_bindings_to(&keys::bindings_to(vhost, DestKind::Queue, name), &mut batch)?;
         if any {
-            self.db.apply_batch(batch).map_err(storage)?;
+            self.commit(batch)?;
         }
         Ok(any)
     }
@@ -171,7 +200,7 @@ impl DefinitionStore for SledDefinitions {
         let mut batch = sled::Batch::default();
         batch.insert(keys::binding_by_dest(binding), forward.clone());
         batch.insert(forward, encode(binding)?);
-        self.db.apply_batch(batch).map_err(storage)
+        self.commit(batch)
     }
 
     fn delete_binding(&self, binding: &BindingDef) -> Result<bool, DefinitionError> {
@@ -182,12 +211,19 @@ impl DefinitionStore for SledDefinitions {
         let mut batch = sled::Batch::default();
         batch.remove(keys::binding_by_dest(binding));
         batch.remove(forward);
-        self.db.apply_batch(batch).map_err(storage)?;
+        self.commit(batch)?;
         Ok(true)
     }
 
     fn new_storage_id(&self) -> Result<u64, DefinitionError> {
         self.db.generate_id().map_err(storage)
+    }
+
+    fn generation(&self) -> u64 {
+        *self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn flush(&self) -> Result<(), DefinitionError> {
