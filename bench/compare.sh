@@ -37,6 +37,8 @@ PERF=./target/release/warren-perf
 # name | warren-perf flags
 SCENARIOS=(
   "1 publisher, 1 consumer, no-ack, 16 B|--producers 1 --consumers 1 --size 16"
+  "persistent 16 B to a durable queue, confirms (1000 in flight), 1 consumer acking|--producers 1 --consumers 1 --size 16 --persistent --durable --confirm 1000 --ack"
+  "persistent 1 KiB to a durable queue, confirms (1000 in flight), 1 consumer acking|--producers 1 --consumers 1 --size 1024 --persistent --durable --confirm 1000 --ack"
 )
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -64,3 +66,23 @@ for entry in "${SCENARIOS[@]}"; do
   ratio="$(python3 -c "print(f'{$w_rate/$r_rate:.1f}x' if $r_rate else 'n/a')")"
   printf '| %s | %.0f | %.0f | %s | %.2f | %.2f |\n' "$name" "$r_rate" "$w_rate" "$ratio" "$r_cpu" "$w_cpu"
 done
+
+# Confirm latency: one publisher, one persistent message at a time, durable queue, one
+# consumer acking.
+echo
+echo "| confirm latency, one message at a time | RabbitMQ p50 µs | Warren p50 µs | RabbitMQ p99 µs | Warren p99 µs |"
+echo "|---|---|---|---|---|"
+: > /tmp/bench-rabbit.txt
+: > /tmp/bench-warren.txt
+for round in $(seq "$ROUNDS"); do
+  $PERF --url amqp://guest:guest@127.0.0.1:5672/%2f --duration "$SECONDS_PER_RUN" --json --quiet \
+    --queue "lat-$round" --latency --persistent --durable --consumers 1 --ack >> /tmp/bench-rabbit.txt
+  $PERF --url "amqp://guest:guest@127.0.0.1:$PORT/%2f" --duration "$SECONDS_PER_RUN" --json --quiet \
+    --queue "lat-$round" --latency --persistent --durable --consumers 1 --ack >> /tmp/bench-warren.txt
+done
+lat() { python3 -c "import json,sys; print(json.load(sys.stdin)['latency_us']['$1'])"; }
+r50="$(while read -r l; do echo "$l" | lat p50; done < /tmp/bench-rabbit.txt | median)"
+w50="$(while read -r l; do echo "$l" | lat p50; done < /tmp/bench-warren.txt | median)"
+r99="$(while read -r l; do echo "$l" | lat p99; done < /tmp/bench-rabbit.txt | median)"
+w99="$(while read -r l; do echo "$l" | lat p99; done < /tmp/bench-warren.txt | median)"
+printf '| persistent 16 B, durable queue | %.0f | %.0f | %.0f | %.0f |\n' "$r50" "$w50" "$r99" "$w99"

@@ -184,6 +184,25 @@ impl Client {
             .await
     }
 
+    /// Declare `name` passively; its message count.
+    pub async fn passive_count(&mut self, name: &str) -> io::Result<u32> {
+        self.send(
+            1,
+            &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                queue: name.into(),
+                passive: true,
+                ..Default::default()
+            })),
+        )
+        .await?;
+        match self.next_method().await? {
+            (_, Method::Other(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)))) => {
+                Ok(ok.message_count)
+            }
+            (_, other) => Err(err(format!("unexpected reply: {other:?}"))),
+        }
+    }
+
     pub async fn purge_queue(&mut self, name: &str) -> io::Result<()> {
         self.send(
             1,

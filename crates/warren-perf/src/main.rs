@@ -6,6 +6,12 @@
 //! with `--json`). Publishers encode a batch of messages once and write it repeatedly,
 //! so the tool spends little CPU per message; with `--broker-pid` it reports the
 //! broker's CPU time per message next to its own.
+//!
+//! `--latency` measures publisher-confirm latency instead: one publisher sends one
+//! message, waits for its confirm, and repeats. `--messages` stops publishing after a
+//! number of messages (to build a backlog); `--probe` waits until the broker answers a
+//! passive declare of the queue and reports how long that took and the message count
+//! (to time a restart).
 
 mod client;
 mod cpu;
@@ -83,6 +89,20 @@ struct Args {
     /// Leave the queue in place at the end (default: delete it).
     #[arg(long)]
     keep_queue: bool,
+    /// Publish this many messages in all, then stop (the run ends when they are
+    /// confirmed, or consumed without confirms, or at `--duration`).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Measure confirm latency: one message at a time, each waiting for its confirm.
+    #[arg(long)]
+    latency: bool,
+    /// Only wait for the queue to be declarable (passively) and report the time taken
+    /// and its message count; nothing is published or purged.
+    #[arg(long)]
+    probe: bool,
+    /// Do not purge the queue before the run.
+    #[arg(long)]
+    no_purge: bool,
 }
 
 #[derive(Debug, Default)]
@@ -108,11 +128,16 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Res<()> {
     let target = Target::parse(&args.url)?;
+    if args.probe {
+        return probe(&args, &target).await;
+    }
     let mut setup = Client::connect(&target).await?;
     setup
         .declare_queue(&args.queue, args.durable, &args.queue_args)
         .await?;
-    setup.purge_queue(&args.queue).await?;
+    if !args.no_purge {
+        setup.purge_queue(&args.queue).await?;
+    }
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -130,19 +155,33 @@ async fn run(args: Args) -> Res<()> {
             stop.clone(),
         )));
     }
-    let batch = publish_batch(&args, 1);
-    for _ in 0..args.producers {
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if args.latency {
         let mut c = Client::connect(&target).await?;
-        if args.confirm.is_some() {
-            c.confirm_select().await?;
-        }
-        tasks.push(tokio::spawn(produce(
+        c.confirm_select().await?;
+        tasks.push(tokio::spawn(produce_one_at_a_time(
             c,
-            batch.clone(),
-            args.confirm,
+            publish_batch(&args, 1).slice(..one_message_len(&args)),
             stats.clone(),
             stop.clone(),
+            latencies.clone(),
         )));
+    } else {
+        let batch = publish_batch(&args, 1);
+        for _ in 0..args.producers {
+            let mut c = Client::connect(&target).await?;
+            if args.confirm.is_some() {
+                c.confirm_select().await?;
+            }
+            tasks.push(tokio::spawn(produce(
+                c,
+                batch.clone(),
+                args.confirm,
+                args.messages,
+                stats.clone(),
+                stop.clone(),
+            )));
+        }
     }
     let cpu_before = (
         cpu::process_seconds(None),
@@ -150,15 +189,33 @@ async fn run(args: Args) -> Res<()> {
     );
     let started = Instant::now();
     let mut last = (0, 0);
-    for second in 1..=args.duration {
-        tokio::time::sleep_until((started + Duration::from_secs(second)).into()).await;
+    let mut tick = 0u64;
+    while tick < args.duration * 10 {
+        tick += 1;
+        tokio::time::sleep_until((started + Duration::from_millis(tick * 100)).into()).await;
+        if let Some(limit) = args.messages {
+            let settled = if args.confirm.is_some() {
+                stats.confirmed.load(Ordering::Relaxed)
+            } else if args.consumers > 0 {
+                stats.consumed.load(Ordering::Relaxed)
+            } else {
+                stats.published.load(Ordering::Relaxed)
+            };
+            if settled >= limit {
+                break;
+            }
+        }
+        if !tick.is_multiple_of(10) {
+            continue;
+        }
         let now = (
             stats.published.load(Ordering::Relaxed),
             stats.consumed.load(Ordering::Relaxed),
         );
         if !args.quiet && !args.json {
             eprintln!(
-                "time {second:>3}s  published {:>9} msg/s  consumed {:>9} msg/s",
+                "time {:>3}s  published {:>9} msg/s  consumed {:>9} msg/s",
+                tick / 10,
                 now.0 - last.0,
                 now.1 - last.1
             );
@@ -181,16 +238,22 @@ async fn run(args: Args) -> Res<()> {
     if !args.keep_queue {
         setup.delete_queue(&args.queue).await?;
     }
+    let counted = if consumed > 0 { consumed } else { published };
     let per_msg = |cpu: f64| {
-        if consumed > 0 {
-            cpu / consumed as f64 * 1e6
+        if counted > 0 {
+            cpu / counted as f64 * 1e6
         } else {
             0.0
         }
     };
+    let latency = percentiles(
+        &mut latencies
+            .lock()
+            .map_or_else(|e| e.into_inner().clone(), |l| l.clone()),
+    );
     if args.json {
         println!(
-            "{{\"published_per_sec\":{:.0},\"consumed_per_sec\":{:.0},\"confirmed\":{},\"seconds\":{:.2},\"size\":{},\"producers\":{},\"consumers\":{},\"ack\":{},\"tool_cpu_us_per_msg\":{:.3},\"broker_cpu_us_per_msg\":{}}}",
+            "{{\"published_per_sec\":{:.0},\"consumed_per_sec\":{:.0},\"confirmed\":{},\"seconds\":{:.2},\"size\":{},\"producers\":{},\"consumers\":{},\"ack\":{},\"tool_cpu_us_per_msg\":{:.3},\"broker_cpu_us_per_msg\":{}{latency}}}",
             published as f64 / elapsed,
             consumed as f64 / elapsed,
             stats.confirmed.load(Ordering::Relaxed),
@@ -212,6 +275,97 @@ async fn run(args: Args) -> Res<()> {
         if let Some(c) = broker_cpu {
             println!("broker CPU {:.3} us/msg", per_msg(c));
         }
+        if !latency.is_empty() {
+            println!("confirm latency (µs){}", latency.replace('"', " "));
+        }
+    }
+    Ok(())
+}
+
+/// `,"latency_us":{"p50":..,"p99":..,"p999":..,"max":..,"samples":..}`, or nothing.
+fn percentiles(samples: &mut [u64]) -> String {
+    if samples.is_empty() {
+        return String::new();
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    format!(
+        ",\"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"samples\":{}}}",
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        samples[samples.len() - 1],
+        samples.len()
+    )
+}
+
+/// Wait until the queue can be declared passively; report the wait and its count.
+async fn probe(args: &Args, target: &Target) -> Res<()> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration.max(1) * 10);
+    loop {
+        if let Ok(mut c) = Client::connect(target).await
+            && let Ok(count) = c.passive_count(&args.queue).await
+        {
+            println!(
+                "{{\"ready_seconds\":{:.3},\"messages\":{count}}}",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the broker never answered".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The encoded size of one publish (method, header and body frames).
+fn one_message_len(args: &Args) -> usize {
+    publish_batch(args, 1).len() / 64
+}
+
+/// Publish one message, wait for its confirm, record the time, repeat.
+async fn produce_one_at_a_time(
+    c: Client,
+    message: bytes::Bytes,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    latencies: Arc<std::sync::Mutex<Vec<u64>>>,
+) -> Res<()> {
+    let Client {
+        mut rd,
+        mut wr,
+        mut rbuf,
+        ..
+    } = c;
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        wr.write_all(&message).await?;
+        stats.published.fetch_add(1, Ordering::Relaxed);
+        'wait: loop {
+            while let Some(frame) = decode_frame(&mut rbuf, 0)? {
+                if frame.frame_type != FrameType::Method || frame.payload.len() < 4 {
+                    continue;
+                }
+                let mut p = frame.payload.clone();
+                let (class, method) = (p.get_u16(), p.get_u16());
+                if class == 60 && (method == 80 || method == 120) {
+                    break 'wait;
+                }
+                if class == 10 && method == 50 {
+                    return Err("the broker closed the publisher".into());
+                }
+            }
+            if rd.read_buf(&mut rbuf).await? == 0 {
+                return Err("the broker closed the publisher".into());
+            }
+        }
+        // Recorded at once: the task is stopped by abort at the end of the run.
+        if let Ok(mut all) = latencies.lock() {
+            all.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
+        stats.confirmed.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -243,6 +397,7 @@ async fn produce(
     c: Client,
     batch: bytes::Bytes,
     confirm: Option<u32>,
+    limit: Option<u64>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
 ) -> Res<()> {
@@ -290,8 +445,20 @@ async fn produce(
         if let Some(w) = &window {
             w.acquire_many(per_batch as u32).await?.forget();
         }
+        if limit.is_some_and(|l| stats.published.fetch_add(per_batch, Ordering::Relaxed) >= l) {
+            stats.published.fetch_sub(per_batch, Ordering::Relaxed);
+            break;
+        }
         wr.write_all(&batch).await?;
-        stats.published.fetch_add(per_batch, Ordering::Relaxed);
+        if limit.is_none() {
+            stats.published.fetch_add(per_batch, Ordering::Relaxed);
+        }
+    }
+    // Keep reading confirms for what was sent.
+    if limit.is_some() {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     reader.abort();
     Ok(())

@@ -366,3 +366,31 @@ fn disk_names(disk: &SimStorage) -> Vec<String> {
     use warren_store::segment::Storage;
     disk.list().unwrap()
 }
+
+/// After a torn ack record, later acks still count at the next recovery.
+#[test]
+fn acks_after_a_torn_ack_record_are_not_lost() {
+    let disk = SimStorage::new();
+    let (mut log, _) = SegmentLog::open(disk.clone(), "q", 1 << 20).unwrap();
+    let locs: Vec<Location> = (0..4)
+        .map(|id| log.append(id, 0, None, &message(id, 10)).unwrap())
+        .collect();
+    log.removed(locs[0], 0).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let size = disk.size("0000000000.ack").unwrap();
+    disk.truncate("0000000000.ack", size - 3);
+    let (mut log, messages, recovery) = open_all(&disk, "q", 1 << 20);
+    assert_eq!(
+        messages.len(),
+        4,
+        "the torn removal is lost: message 0 is back"
+    );
+    assert!(recovery.problems[0].contains("torn"));
+    log.removed(locs[1], 1).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (_, messages, recovery) = open_all(&disk, "q", 1 << 20);
+    let ids: Vec<u64> = messages.iter().map(|m| m.stored.id).collect();
+    assert_eq!(ids, vec![0, 2, 3], "{:?}", recovery.problems);
+}

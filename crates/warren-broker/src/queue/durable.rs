@@ -1,9 +1,10 @@
 //! A durable queue's message log as its task drives it: group commit, and what happens
 //! when the disk fails.
 //!
-//! Records are buffered and written (`write`, not `fsync`) at the end of each batch of
-//! commands, and always before a delivery leaves the queue, so a process crash never
-//! loses a "delivered" record for a message a client has seen. Syncs run on tokio's
+//! Records are buffered. Ack-file records are written (`write`, not `fsync`) before any
+//! delivery leaves the queue, so a process crash never loses a "delivered" record for a
+//! message a client has seen; everything is written when a sync starts (at once when a
+//! publisher waits for a confirm, within 200 ms otherwise). Syncs run on tokio's
 //! blocking pool, one at a time: everything written while one runs is covered by the
 //! next, so a burst of publishes costs one `fdatasync` and confirms grow with load.
 //! Publisher confirms and transaction commits wait for the sync covering their message.
@@ -199,12 +200,14 @@ impl DurableLog {
         }
     }
 
-    /// Hand buffered records to the operating system (no sync).
-    pub(super) fn write(&mut self) {
+    /// Hand buffered "delivered" and "removed" records to the operating system (no
+    /// sync): done before deliveries leave, so a crashed process never forgets that a
+    /// client saw a message. Message records wait for the next sync.
+    pub(super) fn write_acks(&mut self) {
         if self.failed {
             return;
         }
-        if let Err(e) = self.log.flush() {
+        if let Err(e) = self.log.flush_acks() {
             self.fail("write", &e);
         }
     }
@@ -224,18 +227,26 @@ impl DurableLog {
         if self.syncing.is_some() || self.failed {
             return;
         }
-        let due = !self.waiting.is_empty() || self.sync_by.is_some_and(|at| at <= Instant::now());
-        if !due {
+        let lazy_due = self.sync_by.is_some_and(|at| at <= Instant::now());
+        if self.waiting.is_empty() && !lazy_due {
             return;
         }
-        let jobs = match self.log.sync_jobs() {
+        // Confirms need the message records only; ack records follow lazily.
+        let jobs = if lazy_due {
+            self.log.sync_jobs()
+        } else {
+            self.log.message_sync_jobs()
+        };
+        let jobs = match jobs {
             Ok(jobs) => jobs,
             Err(e) => {
                 self.fail("write", &e);
                 return;
             }
         };
-        self.sync_by = None;
+        if lazy_due {
+            self.sync_by = None;
+        }
         let (done, result) = oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let _ = done.send(run(jobs));

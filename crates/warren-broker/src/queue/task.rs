@@ -135,7 +135,6 @@ impl QueueTask {
                 break;
             }
             if let Some(log) = self.durable.as_mut() {
-                log.write();
                 log.maybe_sync();
             }
         }
@@ -590,7 +589,7 @@ impl QueueTask {
         });
         if let (Some((at, id, true)), Some(log)) = (stored, self.durable.as_mut()) {
             log.delivered(at, id);
-            log.write();
+            log.write_acks();
         }
         match reply.send(got) {
             Err(Some(unsent)) => self.put_back(unsent.message, track),
@@ -680,7 +679,7 @@ impl QueueTask {
                 break;
             }
             if let Some(log) = self.durable.as_mut() {
-                log.write();
+                log.write_acks();
             }
             let mut gone: SmallVec<[u64; 2]> = SmallVec::new();
             for (at, delivery) in outbox.drain(..) {

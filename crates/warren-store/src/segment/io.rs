@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,6 +21,8 @@ pub trait StoreFile: Send {
     fn read_all(&mut self) -> io::Result<Vec<u8>>;
     /// A job that syncs everything appended so far (`fdatasync`).
     fn sync_job(&self) -> io::Result<SyncJob>;
+    /// Cut the file to `len` octets (dropping a damaged tail before appending).
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
 }
 
 /// A directory of files.
@@ -56,22 +59,24 @@ impl FsStorage {
     }
 }
 
-/// A real file.
+/// A real file, written with `pwrite` at its end (no seek per write) and read with
+/// `pread`.
 #[derive(Debug)]
 pub struct FsFile {
     file: File,
+    len: u64,
 }
 
 impl StoreFile for FsFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.seek(SeekFrom::End(0))?;
-        self.file.write_all(data)
+        self.file.write_all_at(data, self.len)?;
+        self.len += data.len() as u64;
+        Ok(())
     }
 
     fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut out = vec![0; len];
-        self.file.seek(SeekFrom::Start(offset))?;
-        self.file.read_exact(&mut out)?;
+        self.file.read_exact_at(&mut out, offset)?;
         Ok(out)
     }
 
@@ -86,6 +91,12 @@ impl StoreFile for FsFile {
         let file = self.file.try_clone()?;
         Ok(Box::new(move || file.sync_data()))
     }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.len = len;
+        Ok(())
+    }
 }
 
 impl Storage for FsStorage {
@@ -99,7 +110,8 @@ impl Storage for FsStorage {
             .create(true)
             .truncate(false)
             .open(self.dir.join(name))?;
-        Ok(FsFile { file })
+        let len = file.metadata()?.len();
+        Ok(FsFile { file, len })
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
@@ -295,6 +307,20 @@ impl StoreFile for SimHandle {
             }
             Ok(())
         }))
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut disk = lock(&self.disk);
+        if let Some(f) = disk.files.get_mut(&self.name) {
+            let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+            f.data.truncate(len);
+            f.synced = f.synced.min(len);
+            f.pending.retain(|(offset, _)| *offset < len);
+            for p in &mut f.pending {
+                p.1 = p.1.min(len - p.0);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -79,8 +79,10 @@ struct Segment<F> {
     summary: Summary,
     msg_buf: Vec<u8>,
     ack_buf: Vec<u8>,
-    /// Written since the last sync.
-    dirty: bool,
+    /// Message records written since the last sync.
+    msgs_dirty: bool,
+    /// Ack records written since the last sync of the ack file.
+    acks_dirty: bool,
 }
 
 impl<F> Segment<F> {
@@ -93,7 +95,8 @@ impl<F> Segment<F> {
             summary: Summary::default(),
             msg_buf: Vec::new(),
             ack_buf: Vec::new(),
-            dirty: false,
+            msgs_dirty: false,
+            acks_dirty: false,
         }
     }
 }
@@ -208,6 +211,10 @@ impl<S: Storage> SegmentLog<S> {
         let mut msgs = self.storage.open(&msg_name(n))?;
         let mut acks = self.storage.open(&ack_name(n))?;
         let (records, stop) = decode_acks(&acks.read_all()?);
+        if stop.is_some() {
+            // Later records go after the last good one, where recovery will find them.
+            acks.truncate((records.len() * record::ACK_RECORD) as u64)?;
+        }
         if let Some(stop) = stop {
             recovery.problems.push(format!(
                 "queue {}: segment {n}: {} ack record after {} good ones skipped",
@@ -375,7 +382,7 @@ impl<S: Storage> SegmentLog<S> {
         };
         seg.size += len as u64;
         seg.live += 1;
-        seg.dirty = true;
+        seg.msgs_dirty = true;
         if message.persistent {
             seg.summary.persistent += 1;
             seg.summary.body_bytes += message.body.len() as u64;
@@ -389,7 +396,7 @@ impl<S: Storage> SegmentLog<S> {
     pub fn delivered(&mut self, location: Location, id: u64) {
         if let Some(seg) = self.segments.get_mut(&location.segment) {
             encode_ack(&mut seg.ack_buf, AckKind::Delivered, id);
-            seg.dirty = true;
+            seg.acks_dirty = true;
         }
     }
 
@@ -398,7 +405,7 @@ impl<S: Storage> SegmentLog<S> {
     pub fn removed(&mut self, location: Location, id: u64) -> std::io::Result<()> {
         if let Some(seg) = self.segments.get_mut(&location.segment) {
             encode_ack(&mut seg.ack_buf, AckKind::Removed, id);
-            seg.dirty = true;
+            seg.acks_dirty = true;
         }
         self.release(location.segment, 1)
     }
@@ -435,22 +442,52 @@ impl<S: Storage> SegmentLog<S> {
         Ok(())
     }
 
+    /// Write buffered ack-file records only (before deliveries leave, their "delivered"
+    /// records must be in the files; message records can wait for the next sync).
+    pub fn flush_acks(&mut self) -> std::io::Result<()> {
+        for seg in self.segments.values_mut() {
+            if !seg.ack_buf.is_empty() {
+                seg.acks.append(&seg.ack_buf)?;
+                seg.ack_buf.clear();
+            }
+        }
+        Ok(())
+    }
+
     /// True when something was written since the last sync.
     #[must_use]
     pub fn needs_sync(&self) -> bool {
-        self.dir_dirty || !self.summaries.is_empty() || self.segments.values().any(|s| s.dirty)
+        self.dir_dirty
+            || !self.summaries.is_empty()
+            || self.segments.values().any(|s| s.msgs_dirty || s.acks_dirty)
     }
 
     /// Flush, then return the jobs that make everything written so far durable, to be
     /// run in order: data first, then summaries of sealed segments (so a summary on
     /// disk always describes synced data), then the directory.
     pub fn sync_jobs(&mut self) -> std::io::Result<Vec<SyncJob>> {
+        self.sync_jobs_for(true)
+    }
+
+    /// Like [`Self::sync_jobs`], but ack files are left unsynced: enough for publisher
+    /// confirms (a lost ack record means a redelivery, never a lost message), and one
+    /// `fdatasync` cheaper while consumers are acking.
+    pub fn message_sync_jobs(&mut self) -> std::io::Result<Vec<SyncJob>> {
+        self.sync_jobs_for(false)
+    }
+
+    fn sync_jobs_for(&mut self, acks: bool) -> std::io::Result<Vec<SyncJob>> {
         self.flush()?;
         let mut jobs = Vec::new();
-        for seg in self.segments.values_mut().filter(|s| s.dirty) {
-            jobs.push(seg.msgs.sync_job()?);
-            jobs.push(seg.acks.sync_job()?);
-            seg.dirty = false;
+        for seg in self.segments.values_mut() {
+            if seg.msgs_dirty {
+                jobs.push(seg.msgs.sync_job()?);
+                seg.msgs_dirty = false;
+            }
+            if acks && seg.acks_dirty {
+                jobs.push(seg.acks.sync_job()?);
+                seg.acks_dirty = false;
+            }
         }
         for (n, summary) in std::mem::take(&mut self.summaries) {
             jobs.push(
