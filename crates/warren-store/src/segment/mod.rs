@@ -18,7 +18,7 @@ mod io;
 mod record;
 mod summary;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 
@@ -69,8 +69,9 @@ pub struct Recovery {
 
 #[derive(Debug)]
 struct Segment<F> {
-    msgs: F,
-    acks: F,
+    /// Open lazily: a long backlog must not hold two descriptors per segment.
+    msgs: Option<F>,
+    acks: Option<F>,
     /// Octets in the message file, written or buffered.
     size: u64,
     /// Messages in the segment that are not gone yet.
@@ -86,7 +87,7 @@ struct Segment<F> {
 }
 
 impl<F> Segment<F> {
-    fn new(msgs: F, acks: F) -> Self {
+    fn new(msgs: Option<F>, acks: Option<F>) -> Self {
         Self {
             msgs,
             acks,
@@ -107,6 +108,15 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// The smallest read when paging in, so small messages come in useful batches.
 const MIN_READ: usize = 64 * 1024;
 
+/// Segments besides the current one whose files stay open (least recently used are
+/// closed): reads walk the backlog in order and acks land mostly on its oldest
+/// segments, so a few suffice.
+const OPEN_SEGMENTS: usize = 8;
+
+/// Buffers larger than these are given back after a flush.
+const KEEP_BUFFER: usize = 256 * 1024;
+const KEEP_ACK_BUFFER: usize = 16 * 1024;
+
 /// A queue's message log on a [`Storage`].
 #[derive(Debug)]
 pub struct SegmentLog<S: Storage> {
@@ -117,6 +127,8 @@ pub struct SegmentLog<S: Storage> {
     segment_bytes: u64,
     /// Summaries of sealed segments, written after the next data sync.
     summaries: Vec<(u32, Summary)>,
+    /// Segments (not the current one) with open files, least recently used first.
+    open_lru: VecDeque<u32>,
     /// Files were created or removed since the directory was last synced.
     dir_dirty: bool,
 }
@@ -161,6 +173,7 @@ impl<S: Storage> SegmentLog<S> {
             current: 0,
             segment_bytes: segment_bytes.max(1),
             summaries: Vec::new(),
+            open_lru: VecDeque::new(),
             dir_dirty: false,
         };
         // Summaries whose segment is gone (deleted before the summary was).
@@ -197,6 +210,7 @@ impl<S: Storage> SegmentLog<S> {
         // Appends go to a fresh segment, so no record is ever written after a damaged one.
         log.current = numbers.last().map_or(0, |n| n + 1);
         log.start_segment(log.current)?;
+        log.open_lru.clear();
         Ok((log, recovery))
     }
 
@@ -257,7 +271,8 @@ impl<S: Storage> SegmentLog<S> {
             },
             None => self.scan_segment(n, &mut msgs, &removed, recovery)?,
         };
-        let mut segment = Segment::new(msgs, acks);
+        drop((msgs, acks));
+        let mut segment = Segment::new(None, None);
         segment.size = found.run.end;
         segment.live = found.run.count;
         if found.run.count > 0 {
@@ -334,13 +349,70 @@ impl<S: Storage> SegmentLog<S> {
     fn start_segment(&mut self, n: u32) -> std::io::Result<()> {
         let msgs = self.storage.open(&msg_name(n))?;
         let acks = self.storage.open(&ack_name(n))?;
-        self.segments.insert(n, Segment::new(msgs, acks));
+        let previous = self.current;
+        self.segments
+            .insert(n, Segment::new(Some(msgs), Some(acks)));
+        self.current = n;
+        if previous != n && self.segments.contains_key(&previous) {
+            self.touch(previous);
+        }
         self.dir_dirty = true;
         Ok(())
     }
 
+    /// Note that segment `n`'s files are in use, closing the least recently used ones
+    /// beyond [`OPEN_SEGMENTS`].
+    fn touch(&mut self, n: u32) {
+        if n == self.current {
+            return;
+        }
+        if let Some(at) = self.open_lru.iter().position(|&x| x == n) {
+            self.open_lru.remove(at);
+        }
+        self.open_lru.push_back(n);
+        while self.open_lru.len() > OPEN_SEGMENTS {
+            if let Some(old) = self.open_lru.pop_front()
+                && let Some(seg) = self.segments.get_mut(&old)
+            {
+                seg.msgs = None;
+                seg.acks = None;
+            }
+        }
+    }
+
+    /// Segment `n`'s message file, opened if needed.
+    fn msgs_file(&mut self, n: u32) -> std::io::Result<&mut S::File> {
+        self.touch(n);
+        let seg = self
+            .segments
+            .get_mut(&n)
+            .ok_or_else(|| std::io::Error::other("segment is gone"))?;
+        if seg.msgs.is_none() {
+            seg.msgs = Some(self.storage.open(&msg_name(n))?);
+        }
+        seg.msgs
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("segment file not open"))
+    }
+
+    /// Segment `n`'s ack file, opened if needed.
+    fn acks_file(&mut self, n: u32) -> std::io::Result<&mut S::File> {
+        self.touch(n);
+        let seg = self
+            .segments
+            .get_mut(&n)
+            .ok_or_else(|| std::io::Error::other("segment is gone"))?;
+        if seg.acks.is_none() {
+            seg.acks = Some(self.storage.open(&ack_name(n))?);
+        }
+        seg.acks
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("segment file not open"))
+    }
+
     fn delete_segment(&mut self, n: u32) -> std::io::Result<()> {
         self.segments.remove(&n);
+        self.open_lru.retain(|&x| x != n);
         self.summaries.retain(|(s, _)| *s != n);
         self.storage.remove(&msg_name(n))?;
         self.storage.remove(&ack_name(n))?;
@@ -365,8 +437,7 @@ impl<S: Storage> SegmentLog<S> {
             if let Some(sealed) = self.segments.get(&self.current) {
                 self.summaries.push((self.current, sealed.summary));
             }
-            self.current += 1;
-            self.start_segment(self.current)?;
+            self.start_segment(self.current + 1)?;
         }
         let n = self.current;
         let Some(seg) = self.segments.get_mut(&n) else {
@@ -429,26 +500,60 @@ impl<S: Storage> SegmentLog<S> {
 
     /// Write buffered records to the files.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        for seg in self.segments.values_mut() {
-            if !seg.msg_buf.is_empty() {
-                seg.msgs.append(&seg.msg_buf)?;
-                seg.msg_buf.clear();
-            }
-            if !seg.ack_buf.is_empty() {
-                seg.acks.append(&seg.ack_buf)?;
-                seg.ack_buf.clear();
-            }
-        }
-        Ok(())
+        self.flush_buffers(true)
     }
 
     /// Write buffered ack-file records only (before deliveries leave, their "delivered"
     /// records must be in the files; message records can wait for the next sync).
     pub fn flush_acks(&mut self) -> std::io::Result<()> {
-        for seg in self.segments.values_mut() {
-            if !seg.ack_buf.is_empty() {
-                seg.acks.append(&seg.ack_buf)?;
-                seg.ack_buf.clear();
+        self.flush_buffers(false)
+    }
+
+    fn flush_buffers(&mut self, messages: bool) -> std::io::Result<()> {
+        let pending: Vec<u32> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| (messages && !s.msg_buf.is_empty()) || !s.ack_buf.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
+        for n in pending {
+            for (is_msgs, buf) in [(true, messages), (false, true)] {
+                if !buf {
+                    continue;
+                }
+                let Some(seg) = self.segments.get_mut(&n) else {
+                    continue;
+                };
+                let data = std::mem::take(if is_msgs {
+                    &mut seg.msg_buf
+                } else {
+                    &mut seg.ack_buf
+                });
+                if data.is_empty() {
+                    continue;
+                }
+                let file = if is_msgs {
+                    self.msgs_file(n)?
+                } else {
+                    self.acks_file(n)?
+                };
+                file.append(&data)?;
+                // Reuse the buffer unless a burst made it large; sealed segments take
+                // no more messages, so theirs goes.
+                let keep = if is_msgs {
+                    n == self.current && data.capacity() <= KEEP_BUFFER
+                } else {
+                    data.capacity() <= KEEP_ACK_BUFFER
+                };
+                if keep && let Some(seg) = self.segments.get_mut(&n) {
+                    let mut data = data;
+                    data.clear();
+                    if is_msgs {
+                        seg.msg_buf = data;
+                    } else {
+                        seg.ack_buf = data;
+                    }
+                }
             }
         }
         Ok(())
@@ -479,14 +584,24 @@ impl<S: Storage> SegmentLog<S> {
     fn sync_jobs_for(&mut self, acks: bool) -> std::io::Result<Vec<SyncJob>> {
         self.flush()?;
         let mut jobs = Vec::new();
-        for seg in self.segments.values_mut() {
-            if seg.msgs_dirty {
-                jobs.push(seg.msgs.sync_job()?);
-                seg.msgs_dirty = false;
+        let dirty: Vec<(u32, bool, bool)> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.msgs_dirty || (acks && s.acks_dirty))
+            .map(|(n, s)| (*n, s.msgs_dirty, acks && s.acks_dirty))
+            .collect();
+        for (n, msgs, ack_file) in dirty {
+            // A file closed since it was written is reopened: a sync covers the file,
+            // whichever descriptor wrote it.
+            if msgs {
+                jobs.push(self.msgs_file(n)?.sync_job()?);
             }
-            if acks && seg.acks_dirty {
-                jobs.push(seg.acks.sync_job()?);
-                seg.acks_dirty = false;
+            if ack_file {
+                jobs.push(self.acks_file(n)?.sync_job()?);
+            }
+            if let Some(seg) = self.segments.get_mut(&n) {
+                seg.msgs_dirty &= !msgs;
+                seg.acks_dirty &= !ack_file;
             }
         }
         for (n, summary) in std::mem::take(&mut self.summaries) {
@@ -591,15 +706,13 @@ impl<S: Storage> SegmentLog<S> {
     /// Read whole records from the front of `run`: about `want` octets, at least one
     /// record. Returns the data and how many octets of whole, valid records it holds.
     fn read_run(&mut self, run: &Run, want: usize) -> Result<(Bytes, usize), String> {
-        let seg = self
-            .segments
-            .get_mut(&run.segment)
-            .ok_or_else(|| "segment file missing".to_owned())?;
+        let file = self
+            .msgs_file(run.segment)
+            .map_err(|e| format!("segment file missing ({e})"))?;
         let left = usize::try_from(run.end - run.start).unwrap_or(usize::MAX);
         let mut len = want.min(left);
         loop {
-            let data = seg
-                .msgs
+            let data = file
                 .read_at(run.start, len)
                 .map_err(|e| format!("read failed ({e})"))?;
             let data = Bytes::from(data);
