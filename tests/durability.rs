@@ -794,3 +794,65 @@ async fn a_damaged_definition_store_does_not_lose_queues_with_messages() {
         );
     }
 }
+
+/// The disk refuses a write (the next segment file is `/dev/full`): the queue nacks
+/// every confirm from then on and refuses new messages, never acks anything it could
+/// not store, and the broker and its other queues carry on.
+#[tokio::test]
+async fn a_failing_disk_never_leads_to_a_confirm() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = confirming(&broker).await;
+    for q in ["doomed", "healthy"] {
+        ch.queue_declare(q.into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+    }
+    // The queue's directory: the one whose own record names it.
+    let dir = queue_dirs(&broker.data_dir())
+        .into_iter()
+        .find(|d| std::fs::read_to_string(d.join("queue.def")).is_ok_and(|s| s.contains("doomed")))
+        .expect("the queue's directory");
+    std::os::unix::fs::symlink("/dev/full", dir.join("0000000001.msg")).unwrap();
+
+    // 100 KiB messages: the first segment (8 MiB) fills after about 80.
+    let body = vec![1u8; 100 * 1024];
+    let mut outcomes = Vec::new();
+    for _ in 0..120 {
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                "doomed".into(),
+                BasicPublishOptions::default(),
+                &body,
+                persistent(),
+            )
+            .await
+            .unwrap();
+        outcomes.push(confirm.await.unwrap().is_ack());
+    }
+    let first_nack = outcomes
+        .iter()
+        .position(|ack| !ack)
+        .expect("the failure is nacked");
+    assert!(first_nack > 50, "the first segment worked ({first_nack})");
+    assert!(
+        outcomes[first_nack..].iter().all(|ack| !ack),
+        "no ack after the failure: {outcomes:?}"
+    );
+    // Still refused later; the broker and the other queue are fine.
+    let later = ch
+        .basic_publish(
+            "".into(),
+            "doomed".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            persistent(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(later.is_nack());
+    publish(&ch, "", "healthy", b"fine", persistent()).await;
+    assert_eq!(get_body(&ch, "healthy").await.unwrap().0, b"fine");
+}

@@ -312,6 +312,10 @@ impl DurableLog {
 
     /// Remove the files (the queue was deleted). Blocking.
     pub(super) fn destroy(self) -> io::Result<()> {
+        // A running sync may still create files (a segment summary): let it finish.
+        if let Some((result, _tickets)) = self.syncing {
+            let _ = result.blocking_recv();
+        }
         self.log.destroy()
     }
 }
