@@ -12,22 +12,12 @@ use amqprs::channel::{
     ExchangeBindArguments, ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
     QueueDeleteArguments, QueuePurgeArguments,
 };
-use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::connection::Connection;
 use amqprs::{BasicProperties, FieldTable};
 use warren_e2e::{TestBroker, WAIT};
 
 async fn open(broker: &TestBroker) -> (Connection, Channel) {
-    let addr = broker.addr();
-    let conn = Connection::open(&OpenConnectionArguments::new(
-        &addr.ip().to_string(),
-        addr.port(),
-        "guest",
-        "guest",
-    ))
-    .await
-    .unwrap();
-    let ch = conn.open_channel(None).await.unwrap();
-    (conn, ch)
+    warren_e2e::amqprs_open(broker).await
 }
 
 async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {

@@ -553,24 +553,9 @@ async fn damaged_message_files_are_reported_and_skipped() {
 async fn amqprs_persistent_messages_survive_restart() {
     use amqprs::BasicProperties as Props;
     use amqprs::channel::{BasicGetArguments, BasicPublishArguments, QueueDeclareArguments};
-    use amqprs::connection::{Connection, OpenConnectionArguments};
 
     let broker = TestBroker::start().await;
-    let open = |broker: &TestBroker| {
-        let addr = broker.addr();
-        async move {
-            let conn = Connection::open(&OpenConnectionArguments::new(
-                &addr.ip().to_string(),
-                addr.port(),
-                "guest",
-                "guest",
-            ))
-            .await
-            .unwrap();
-            let ch = conn.open_channel(None).await.unwrap();
-            (conn, ch)
-        }
-    };
+    let open = warren_e2e::amqprs_open;
     {
         let (conn, ch) = open(&broker).await;
         ch.queue_declare(QueueDeclareArguments::durable_client_named(

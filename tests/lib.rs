@@ -33,6 +33,24 @@ pub async fn channel(broker: &TestBroker) -> (Connection, Channel) {
     (conn, ch)
 }
 
+/// An amqprs connection to the test broker and one channel on it.
+pub async fn amqprs_open(
+    broker: &TestBroker,
+) -> (amqprs::connection::Connection, amqprs::channel::Channel) {
+    let addr = broker.addr();
+    let conn =
+        amqprs::connection::Connection::open(&amqprs::connection::OpenConnectionArguments::new(
+            &addr.ip().to_string(),
+            addr.port(),
+            "guest",
+            "guest",
+        ))
+        .await
+        .expect("amqprs connects");
+    let ch = conn.open_channel(None).await.expect("amqprs channel opens");
+    (conn, ch)
+}
+
 /// The AMQP reply code carried by a lapin error, if it is a broker exception.
 #[must_use]
 pub fn code(e: &lapin::Error) -> Option<u16> {

@@ -68,6 +68,23 @@ fn dest_durable(topology: &Topology<QueueRef>, dest: &Dest<QueueRef>) -> bool {
     }
 }
 
+fn route_into(
+    topology: &Topology<QueueRef>,
+    exchange: &str,
+    routing_key: &[u8],
+    extra_keys: &[Bytes],
+    message: &dyn MessageSource,
+    out: &mut Targets,
+) -> Result<(), warren_router::RouteError> {
+    let input = RouteInput {
+        exchange,
+        routing_key,
+        extra_keys,
+        message,
+    };
+    topology.route(&input, out).map(|_| ())
+}
+
 fn source_durable(topology: &Topology<QueueRef>, source: &str) -> bool {
     topology.exchange(source).is_some_and(|x| x.flags().durable)
 }
@@ -509,13 +526,15 @@ impl VHost {
         message: &dyn MessageSource,
         out: &mut Targets,
     ) -> bool {
-        let input = RouteInput {
+        route_into(
+            &self.topology.read(),
             exchange,
             routing_key,
             extra_keys,
             message,
-        };
-        self.topology.read().route(&input, out).is_ok()
+            out,
+        )
+        .is_ok()
     }
 
     /// Route one publish into `out`.
@@ -538,15 +557,7 @@ impl VHost {
             }
             Some(_) => {}
         }
-        let input = RouteInput {
-            exchange,
-            routing_key,
-            extra_keys,
-            message,
-        };
-        topology
-            .route(&input, out)
-            .map(|_| ())
+        route_into(&topology, exchange, routing_key, extra_keys, message, out)
             .map_err(|e| route_error(e, &self.name))
     }
 }

@@ -90,34 +90,41 @@ impl SledDefinitions {
     }
 
     /// Queue the removal of every binding in `batch` whose by-source key starts with
-    /// `prefix`, and of its by-destination twin.
+    /// `prefix`, and of its by-destination twin (computed from the stored binding).
     fn remove_bindings_from(
         &self,
         prefix: &[u8],
         batch: &mut sled::Batch,
     ) -> Result<bool, DefinitionError> {
-        let mut any = false;
-        for entry in self.db.scan_prefix(prefix) {
-            let (key, value) = entry.map_err(storage)?;
-            if let Ok(b) = serde_json::from_slice::<BindingDef>(&value) {
-                batch.remove(keys::binding_by_dest(&b));
-            }
-            batch.remove(key);
-            any = true;
-        }
-        Ok(any)
+        self.remove_with_twins(prefix, batch, |value| {
+            serde_json::from_slice::<BindingDef>(value)
+                .ok()
+                .map(|b| keys::binding_by_dest(&b))
+        })
     }
 
-    /// Queue the removal of every binding whose by-destination key starts with `prefix`.
+    /// Queue the removal of every binding whose by-destination key starts with `prefix`,
+    /// and of its by-source twin (the entry's value).
     fn remove_bindings_to(
         &self,
         prefix: &[u8],
         batch: &mut sled::Batch,
     ) -> Result<bool, DefinitionError> {
+        self.remove_with_twins(prefix, batch, |forward| Some(forward.to_vec()))
+    }
+
+    fn remove_with_twins(
+        &self,
+        prefix: &[u8],
+        batch: &mut sled::Batch,
+        twin: impl Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<bool, DefinitionError> {
         let mut any = false;
         for entry in self.db.scan_prefix(prefix) {
-            let (key, forward) = entry.map_err(storage)?;
-            batch.remove(forward);
+            let (key, value) = entry.map_err(storage)?;
+            if let Some(other) = twin(&value) {
+                batch.remove(other);
+            }
             batch.remove(key);
             any = true;
         }
