@@ -1,233 +1,254 @@
 #!/usr/bin/env bash
-# Run the interop clients (pika, amqplib) against an AMQP 0-9-1 broker.
+# Run every interop client against an AMQP 0-9-1 broker and print a line per client
+# and scenario.
 #
 # Usage: interop/run.sh [AMQP_URL]
 #
-#   With AMQP_URL, every client runs against that broker, e.g.
-#     interop/run.sh amqp://guest:guest@127.0.0.1:5672/%2F
-#   Without it, a fresh Warren broker is started on a free loopback port with
-#   a fresh temporary data dir, and stopped (and the dir removed) at exit.
-#   The binary is "${WARREN_BIN:-<repo>/target/debug/warren}"; the default one
-#   is built with `cargo build -p warren` if it does not exist yet.
+#   Without a URL, a fresh Warren is started on a free loopback port with a fresh data
+#   directory (binary: ${WARREN_BIN:-<repo>/target/debug/warren}, built if missing),
+#   and stopped at exit. With a URL, the clients run against that broker; set
+#   INTEROP_RESTART_CMD to a command that restarts it (e.g. for RabbitMQ
+#   "rabbitmqctl stop_app && rabbitmqctl start_app") to run the recovery scenarios too.
 #
-# Missing client dependencies are installed first: a virtualenv at
-# interop/.venv with pika/requirements.txt, and amqplib/node_modules via npm.
+# A client is a directory interop/<name>/ holding:
+#   scenarios          the scenario names its `run` must report, one per line
+#   run                executable: `run URL` prints `PASS <name> <scenario>` or
+#                      `FAIL <name> <scenario>: <reason>` lines
+#   apt      (opt.)    Debian packages it needs, one per line
+#   setup    (opt.)    executable: installs the rest (pip, npm, builds); idempotent
+#   recovery-scenarios, recover  (opt.)  the same for scenarios that restart the
+#                      broker: `recover URL`, with INTEROP_RESTART_CMD in the
+#                      environment; these run one client at a time, after the others
+#   timeout  (opt.)    seconds `run` may take (default 120)
 #
-# Each client prints one `PASS|FAIL <client> <scenario>` line per scenario.
-# The script prints those lines, then `interop: N passed, M failed`, and exits
-# non-zero if anything failed or an expected result line is missing.
-#
-# Environment: WARREN_BIN (broker binary), INTEROP_CLIENT_TIMEOUT (seconds a
-# client may run before it is killed, default 60).
+# Environment: INTEROP_ONLY="pika amqplib" runs only those clients; INTEROP_JOBS sets
+# how many clients run at once (default 3).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
 DEFAULT_WARREN_BIN="$REPO/target/debug/warren"
-CLIENT_TIMEOUT="${INTEROP_CLIENT_TIMEOUT:-60}"
-VENV="$HERE/.venv"
-
-# The scenarios each client must report on; a missing line counts as a failure.
-CLIENTS=(pika amqplib)
-declare -A EXPECTED=(
-  [pika]="publish_consume_ack get_and_reject"
-  [amqplib]="publish_consume_ack get_and_reject"
-)
+JOBS="${INTEROP_JOBS:-3}"
 
 log() { echo "interop: $*" >&2; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/warren-interop.XXXXXX")"
 BROKER_PID=""
 BROKER_LOG="$WORK/warren.log"
-BG_PIDS=()
+DATA_DIR="$WORK/data"
 
-cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
+stop_warren() {
+  # A recovery scenario may have restarted it under a new pid.
+  [ -f "$WORK/broker.pid" ] && BROKER_PID="$(cat "$WORK/broker.pid")"
   if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
     kill "$BROKER_PID" 2>/dev/null
-    for _ in $(seq 50); do
+    for _ in $(seq 100); do
       kill -0 "$BROKER_PID" 2>/dev/null || break
       sleep 0.1
     done
     kill -9 "$BROKER_PID" 2>/dev/null
     wait "$BROKER_PID" 2>/dev/null
   fi
+  BROKER_PID=""
+}
+
+cleanup() {
+  stop_warren
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ---------------------------------------------------------------- clients
+
+CLIENTS=()
+for dir in "$HERE"/*/; do
+  name="$(basename "$dir")"
+  [ -x "$dir/run" ] && [ -f "$dir/scenarios" ] || continue
+  if [ -n "${INTEROP_ONLY:-}" ] && ! [[ " $INTEROP_ONLY " == *" $name "* ]]; then
+    continue
+  fi
+  CLIENTS+=("$name")
+done
+[ "${#CLIENTS[@]}" -gt 0 ] || { log "no clients found"; exit 1; }
+log "clients: ${CLIENTS[*]}"
+
 # ---------------------------------------------------------------- dependencies
 
-setup_pika() {
-  if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" || return 1
+# Debian packages, all in one apt-get (dpkg takes one installer at a time).
+packages=()
+for c in "${CLIENTS[@]}"; do
+  [ -f "$HERE/$c/apt" ] || continue
+  while read -r pkg; do
+    [ -n "$pkg" ] && [ "${pkg:0:1}" != "#" ] && packages+=("$pkg")
+  done <"$HERE/$c/apt"
+done
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$WORK/apt.log" 2>&1; then
+    apt-get update -q >>"$WORK/apt.log" 2>&1
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$WORK/apt.log" 2>&1 ||
+      { log "apt-get install failed:"; tail -n 30 "$WORK/apt.log" >&2; }
   fi
-  local req="$HERE/pika/requirements.txt" stamp="$VENV/.requirements.installed"
-  if ! cmp -s "$req" "$stamp"; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" || return 1
-    cp "$req" "$stamp"
-  fi
-}
-
-setup_amqplib() {
-  local dir="$HERE/amqplib"
-  # npm writes node_modules/.package-lock.json on every install; if it is
-  # missing or differs in age from the lockfile, reinstall from the lockfile.
-  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
-    [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    if [ -f "$dir/package-lock.json" ]; then
-      (cd "$dir" && npm ci --silent --no-audit --no-fund) || return 1
-    else
-      (cd "$dir" && npm install --silent --no-audit --no-fund) || return 1
-    fi
-  fi
-}
-
-# Install both in parallel; show their output only if one fails.
-setup_pika >"$WORK/setup-pika.log" 2>&1 &
-SETUP_PIKA=$!
-setup_amqplib >"$WORK/setup-amqplib.log" 2>&1 &
-SETUP_AMQPLIB=$!
-BG_PIDS=("$SETUP_PIKA" "$SETUP_AMQPLIB")
-setup_failed=0
-if ! wait "$SETUP_PIKA"; then
-  log "installing pika into $VENV failed:"
-  cat "$WORK/setup-pika.log" >&2
-  setup_failed=1
 fi
-if ! wait "$SETUP_AMQPLIB"; then
-  log "installing amqplib (npm) failed:"
-  cat "$WORK/setup-amqplib.log" >&2
-  setup_failed=1
-fi
-BG_PIDS=()
-[ "$setup_failed" -eq 0 ] || exit 1
+
+# Each client's own setup, in parallel; a failed setup fails that client only.
+setups=()
+for c in "${CLIENTS[@]}"; do
+  if [ -x "$HERE/$c/setup" ]; then
+    ("$HERE/$c/setup" >"$WORK/$c.setup.log" 2>&1; echo $? >"$WORK/$c.setup.rc") &
+    setups+=($!)
+  else
+    echo 0 >"$WORK/$c.setup.rc"
+  fi
+done
+[ "${#setups[@]}" -eq 0 ] || wait "${setups[@]}"
+for c in "${CLIENTS[@]}"; do
+  if [ "$(cat "$WORK/$c.setup.rc")" != 0 ]; then
+    log "setup of $c failed:"
+    tail -n 30 "$WORK/$c.setup.log" >&2
+  fi
+done
 
 # ---------------------------------------------------------------- broker
-
-broker_log_tail() {
-  if [ -s "$BROKER_LOG" ]; then
-    log "last lines of the Warren log ($BROKER_LOG):"
-    tail -n 40 "$BROKER_LOG" >&2
-  fi
-}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Starts Warren on a free port; sets PORT and BROKER_PID. A broker that exits
-# before accepting (e.g. the port was taken meanwhile) is retried on a new port.
+# Start Warren on $PORT with $DATA_DIR; false if it does not accept within 10 s.
 start_warren() {
-  local attempt
-  for attempt in 1 2 3; do
-    PORT="$(free_port)" || return 1
-    TMPDIR_X="$WORK/data-$attempt"
-    mkdir -p "$TMPDIR_X"
-    "$WARREN_BIN" --bind 127.0.0.1 --port "$PORT" --data-dir "$TMPDIR_X" >"$BROKER_LOG" 2>&1 &
-    BROKER_PID=$!
-    for _ in $(seq 100); do # up to 10 s
-      if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-        wait "$BROKER_PID" 2>/dev/null
-        log "Warren exited before accepting connections (attempt $attempt, port $PORT)"
-        broker_log_tail
-        BROKER_PID=""
-        continue 2
-      fi
-      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    log "Warren did not accept TCP connections on 127.0.0.1:$PORT within 10 s"
-    broker_log_tail
-    return 1
+  "$WARREN_BIN" --bind 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" >>"$BROKER_LOG" 2>&1 &
+  BROKER_PID=$!
+  for _ in $(seq 100); do
+    kill -0 "$BROKER_PID" 2>/dev/null || { BROKER_PID=""; return 1; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.1
   done
   return 1
 }
 
 if [ $# -ge 1 ] && [ -n "$1" ]; then
   URL="$1"
+  RESTART="${INTEROP_RESTART_CMD:-}"
   log "running clients against $URL"
 else
   WARREN_BIN="${WARREN_BIN:-$DEFAULT_WARREN_BIN}"
   if [ ! -x "$WARREN_BIN" ]; then
-    if [ "$WARREN_BIN" != "$DEFAULT_WARREN_BIN" ]; then
-      log "WARREN_BIN=$WARREN_BIN does not exist or is not executable"
-      exit 1
-    fi
     log "$WARREN_BIN not found; running cargo build -p warren"
-    (cd "$REPO" && cargo build -p warren) >&2 || {
-      log "cargo build -p warren failed"
-      exit 1
-    }
-    [ -x "$WARREN_BIN" ] || {
-      log "cargo build -p warren did not produce $WARREN_BIN"
-      exit 1
-    }
+    (cd "$REPO" && cargo build -q -p warren) >&2 || { log "cargo build -p warren failed"; exit 1; }
   fi
-  start_warren || exit 1
+  started=0
+  for _ in 1 2 3; do
+    PORT="$(free_port)"
+    if start_warren; then started=1; break; fi
+    log "Warren did not start on port $PORT; retrying"
+    stop_warren
+  done
+  [ "$started" = 1 ] || { log "cannot start Warren:"; tail -n 40 "$BROKER_LOG" >&2; exit 1; }
   URL="amqp://guest:guest@127.0.0.1:$PORT/%2F"
+  # The recovery scenarios restart this broker: same port, same data directory.
+  cat >"$WORK/restart" <<EOF
+#!/usr/bin/env bash
+kill -TERM \$(cat "$WORK/broker.pid") 2>/dev/null
+for _ in \$(seq 100); do kill -0 \$(cat "$WORK/broker.pid") 2>/dev/null || break; sleep 0.1; done
+"$WARREN_BIN" --bind 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" >>"$BROKER_LOG" 2>&1 &
+echo \$! >"$WORK/broker.pid"
+for _ in \$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && exit 0; sleep 0.1; done
+exit 1
+EOF
+  chmod +x "$WORK/restart"
+  echo "$BROKER_PID" >"$WORK/broker.pid"
+  RESTART="$WORK/restart"
   log "started Warren (pid $BROKER_PID) at $URL, log $BROKER_LOG"
 fi
 
-# ---------------------------------------------------------------- clients
+# ---------------------------------------------------------------- running
 
-# Clients use unique exclusive queues, so they can run in parallel.
-run_client() {
-  local name="$1"
-  shift
-  timeout -k 5 "$CLIENT_TIMEOUT" "$@" "$URL" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  echo $? >"$WORK/$name.rc"
+run_one() { # client phase(run|recover)
+  local c="$1" phase="$2" limit=120
+  [ -f "$HERE/$c/timeout" ] && limit="$(cat "$HERE/$c/timeout")"
+  if [ "$(cat "$WORK/$c.setup.rc")" != 0 ]; then
+    echo "setup failed" >"$WORK/$c.$phase.err"
+    echo 1 >"$WORK/$c.$phase.rc"
+    return
+  fi
+  (cd "$HERE/$c" && INTEROP_RESTART_CMD="$RESTART" timeout -k 5 "$limit" "./$phase" "$URL") \
+    >"$WORK/$c.$phase.out" 2>"$WORK/$c.$phase.err"
+  echo $? >"$WORK/$c.$phase.rc"
 }
 
-run_client pika "$VENV/bin/python" "$HERE/pika/scenario.py" &
-BG_PIDS+=($!)
-run_client amqplib node "$HERE/amqplib/scenario.js" &
-BG_PIDS+=($!)
-wait "${BG_PIDS[@]}"
-BG_PIDS=()
+started_at=$(date +%s)
+running=()
+for c in "${CLIENTS[@]}"; do
+  # At most $JOBS clients at once (the broker is a background job too: count ours).
+  while :; do
+    alive=()
+    for pid in "${running[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    running=("${alive[@]}")
+    [ "${#running[@]}" -lt "$JOBS" ] && break
+    sleep 0.2
+  done
+  run_one "$c" run &
+  running+=($!)
+done
+[ "${#running[@]}" -eq 0 ] || wait "${running[@]}"
+if [ -n "$RESTART" ]; then
+  for c in "${CLIENTS[@]}"; do
+    [ -x "$HERE/$c/recover" ] && run_one "$c" recover
+  done
+else
+  log "no restart command: recovery scenarios are skipped"
+fi
+log "clients ran in $(($(date +%s) - started_at)) s"
+
+# ---------------------------------------------------------------- report
 
 passed=0
 failed=0
-broker_trouble=0
-for client in "${CLIENTS[@]}"; do
-  rc="$(cat "$WORK/$client.rc" 2>/dev/null || echo '?')"
-  client_failed=0
-  for scenario in ${EXPECTED[$client]}; do
-    line="$(grep -E "^(PASS|FAIL) $client $scenario(:|\$)" "$WORK/$client.out" | head -n 1)"
-    if [ -z "$line" ]; then
-      line="FAIL $client $scenario: no result line (client exit code $rc)"
-    fi
+skipped=0
+report() { # client phase scenarios-file
+  local c="$1" phase="$2" list="$3" rc line any_failed=0
+  rc="$(cat "$WORK/$c.$phase.rc" 2>/dev/null || echo '?')"
+  while read -r scenario; do
+    [ -n "$scenario" ] || continue
+    line="$(grep -E "^(PASS|FAIL) $c $scenario(:|\$)" "$WORK/$c.$phase.out" 2>/dev/null | head -n 1)"
+    [ -n "$line" ] || line="FAIL $c $scenario: no result line (exit code $rc)"
     echo "$line"
     case "$line" in
     PASS*) passed=$((passed + 1)) ;;
-    *) failed=$((failed + 1)); client_failed=1 ;;
+    *) failed=$((failed + 1)); any_failed=1 ;;
     esac
-  done
-  if [ "$client_failed" -eq 0 ] && [ "$rc" != 0 ]; then
-    echo "FAIL $client exit: all scenarios passed but the client exited with code $rc"
+  done <"$list"
+  if [ "$any_failed" = 0 ] && [ "$rc" != 0 ]; then
+    echo "FAIL $c $phase: every scenario passed but it exited with code $rc"
     failed=$((failed + 1))
-    client_failed=1
+    any_failed=1
   fi
-  if [ "$client_failed" -ne 0 ]; then
-    broker_trouble=1
-    if [ -s "$WORK/$client.err" ]; then
-      log "stderr of $client (last 20 lines):"
-      tail -n 20 "$WORK/$client.err" >&2
+  if [ "$any_failed" = 1 ] && [ -s "$WORK/$c.$phase.err" ]; then
+    log "stderr of $c $phase (last 20 lines):"
+    tail -n 20 "$WORK/$c.$phase.err" >&2
+  fi
+}
+for c in "${CLIENTS[@]}"; do
+  report "$c" run "$HERE/$c/scenarios"
+  if [ -f "$HERE/$c/recovery-scenarios" ]; then
+    if [ -n "$RESTART" ]; then
+      report "$c" recover "$HERE/$c/recovery-scenarios"
+    else
+      skipped=$((skipped + $(grep -c . "$HERE/$c/recovery-scenarios")))
     fi
   fi
 done
-
-if [ "$broker_trouble" -ne 0 ] && [ -n "$BROKER_PID" ]; then
-  broker_log_tail
+if [ "$failed" -gt 0 ] && [ -s "$BROKER_LOG" ]; then
+  log "last lines of the Warren log:"
+  tail -n 30 "$BROKER_LOG" >&2
 fi
-
-echo "interop: $passed passed, $failed failed"
+echo "interop: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
