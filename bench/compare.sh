@@ -76,9 +76,9 @@ echo "|---|---|---|---|---|"
 : > /tmp/bench-warren.txt
 for round in $(seq "$ROUNDS"); do
   $PERF --url amqp://guest:guest@127.0.0.1:5672/%2f --duration "$SECONDS_PER_RUN" --json --quiet \
-    --queue "lat-$round" --latency --persistent --durable --consumers 1 --ack >> /tmp/bench-rabbit.txt
+    --queue "lat-$round" --confirm-latency --persistent --durable --consumers 1 --ack >> /tmp/bench-rabbit.txt
   $PERF --url "amqp://guest:guest@127.0.0.1:$PORT/%2f" --duration "$SECONDS_PER_RUN" --json --quiet \
-    --queue "lat-$round" --latency --persistent --durable --consumers 1 --ack >> /tmp/bench-warren.txt
+    --queue "lat-$round" --confirm-latency --persistent --durable --consumers 1 --ack >> /tmp/bench-warren.txt
 done
 lat() { python3 -c "import json,sys; print(json.load(sys.stdin)['latency_us']['$1'])"; }
 r50="$(while read -r l; do echo "$l" | lat p50; done < /tmp/bench-rabbit.txt | median)"

@@ -11,8 +11,8 @@ use warren_codec::encode::encode_method;
 use warren_codec::frame::{Frame, decode_frame};
 use warren_codec::method::{Method, decode_method};
 use warren_codec::protocol_header::PROTOCOL_HEADER;
-use warren_codec::spec::{AMQPClass, basic, channel, confirm, connection, queue};
-use warren_codec::types::FieldTable;
+use warren_codec::spec::{AMQPClass, basic, channel, confirm, connection, exchange, queue};
+use warren_codec::types::{AMQPValue, FieldTable};
 
 /// Where and as whom to connect, from an `amqp://user:pass@host:port/vhost` URL.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ impl Client {
         }
     }
 
-    async fn expect(&mut self, want: impl Fn(&AMQPClass) -> bool) -> io::Result<()> {
+    pub async fn expect(&mut self, want: impl Fn(&AMQPClass) -> bool) -> io::Result<()> {
         match self.next_method().await? {
             (_, Method::Other(m)) if want(&m) => Ok(()),
             (_, other) => Err(err(format!("unexpected reply: {other:?}"))),
@@ -159,14 +159,25 @@ impl Client {
         durable: bool,
         args: &[String],
     ) -> io::Result<()> {
+        self.send_declare_queue(name, durable, args).await?;
+        self.expect_declare_ok().await
+    }
+
+    /// Send a `queue.declare` without waiting for its reply (to pipeline many).
+    pub async fn send_declare_queue(
+        &mut self,
+        name: &str,
+        durable: bool,
+        args: &[String],
+    ) -> io::Result<()> {
         let mut arguments = FieldTable::default();
         for arg in args {
             let (k, v) = arg
                 .split_once('=')
                 .ok_or_else(|| err(format!("queue argument {arg:?} is not key=value")))?;
             let value = match v.parse::<i64>() {
-                Ok(n) => warren_codec::types::AMQPValue::LongLongInt(n),
-                Err(_) => warren_codec::types::AMQPValue::LongString(v.into()),
+                Ok(n) => AMQPValue::LongLongInt(n),
+                Err(_) => AMQPValue::LongString(v.into()),
             };
             arguments.insert(k.into(), value);
         }
@@ -179,8 +190,66 @@ impl Client {
                 ..Default::default()
             })),
         )
-        .await?;
+        .await
+    }
+
+    pub async fn expect_declare_ok(&mut self) -> io::Result<()> {
         self.expect(|m| matches!(m, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))))
+            .await
+    }
+
+    pub async fn declare_exchange(
+        &mut self,
+        name: &str,
+        kind: &str,
+        durable: bool,
+    ) -> io::Result<()> {
+        self.send(
+            1,
+            &AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
+                exchange: name.into(),
+                kind: kind.into(),
+                durable,
+                ..Default::default()
+            })),
+        )
+        .await?;
+        self.expect(|m| matches!(m, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(_))))
+            .await
+    }
+
+    pub async fn delete_exchange(&mut self, name: &str) -> io::Result<()> {
+        self.send(
+            1,
+            &AMQPClass::Exchange(exchange::AMQPMethod::Delete(exchange::Delete {
+                exchange: name.into(),
+                ..Default::default()
+            })),
+        )
+        .await?;
+        self.expect(|m| matches!(m, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(_))))
+            .await
+    }
+
+    pub async fn bind_queue(
+        &mut self,
+        queue_name: &str,
+        exchange_name: &str,
+        key: &str,
+        arguments: FieldTable,
+    ) -> io::Result<()> {
+        self.send(
+            1,
+            &AMQPClass::Queue(queue::AMQPMethod::Bind(queue::Bind {
+                queue: queue_name.into(),
+                exchange: exchange_name.into(),
+                routing_key: key.into(),
+                nowait: false,
+                arguments,
+            })),
+        )
+        .await?;
+        self.expect(|m| matches!(m, AMQPClass::Queue(queue::AMQPMethod::BindOk(_))))
             .await
     }
 
@@ -217,6 +286,12 @@ impl Client {
     }
 
     pub async fn delete_queue(&mut self, name: &str) -> io::Result<()> {
+        self.send_delete_queue(name).await?;
+        self.expect_delete_ok().await
+    }
+
+    /// Send a `queue.delete` without waiting for its reply (to pipeline many).
+    pub async fn send_delete_queue(&mut self, name: &str) -> io::Result<()> {
         self.send(
             1,
             &AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
@@ -224,7 +299,10 @@ impl Client {
                 ..Default::default()
             })),
         )
-        .await?;
+        .await
+    }
+
+    pub async fn expect_delete_ok(&mut self) -> io::Result<()> {
         self.expect(|m| matches!(m, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(_))))
             .await
     }

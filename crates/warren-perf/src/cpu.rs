@@ -1,4 +1,5 @@
-//! CPU time of a process from /proc (Linux), to report CPU per message.
+//! What a process costs, from /proc (Linux): CPU time to report CPU per message, and
+//! resident memory for the connection- and queue-count runs.
 
 /// User plus system CPU seconds used so far by `pid` (this process when `None`);
 /// 0 where /proc is not available.
@@ -28,4 +29,12 @@ pub fn process_seconds(pid: Option<u32>) -> f64 {
 fn clock_ticks() -> f64 {
     // sysconf(_SC_CLK_TCK) is 100 on every Linux we run on; reading it needs libc.
     100.0
+}
+
+/// Resident set size of `pid` in MiB (`VmRSS`), if /proc has it.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

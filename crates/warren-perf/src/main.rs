@@ -1,123 +1,81 @@
 //! `warren-perf`: a load tool in the spirit of RabbitMQ's PerfTest, speaking plain AMQP
 //! 0-9-1 so the same run can be pointed at Warren and at RabbitMQ.
 //!
-//! A throughput run starts consumers, then producers publishing to one queue through
-//! the default exchange, prints rates once a second and a summary at the end (or JSON
-//! with `--json`). Publishers encode a batch of messages once and write it repeatedly,
-//! so the tool spends little CPU per message; with `--broker-pid` it reports the
-//! broker's CPU time per message next to its own.
+//! A throughput run declares its queues (and an exchange of the chosen type, bound to
+//! every queue), starts consumers, then producers, prints rates once a second and a
+//! summary at the end (JSON with `--json`). Producers encode a batch of publishes once
+//! and write it again and again, many frames per system call, so the tool spends little
+//! CPU per message; with `--broker-pid` it reports the broker's CPU time per message
+//! next to its own.
 //!
-//! `--latency` measures publisher-confirm latency instead: one publisher sends one
-//! message, waits for its confirm, and repeats. `--messages` stops publishing after a
-//! number of messages (to build a backlog); `--probe` waits until the broker answers a
-//! passive declare of the queue and reports how long that took and the message count
-//! (to time a restart).
+//! Other runs: `--latency` (send times in bodies, HdrHistogram percentiles of
+//! publish-to-delivery time, usually with `--rate`), `--confirm-latency` (one message
+//! at a time, each waiting for its confirm), `--connections N` and `--declare-queues N`
+//! (time and broker RSS), `--probe` (how long until a queue answers, to time restarts).
 
+mod args;
 mod client;
+mod consumer;
+mod counts;
 mod cpu;
+mod latency;
+mod publisher;
+mod topology;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
 use clap::Parser;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Semaphore;
-use warren_codec::encode::{encode_basic_ack, encode_content, encode_method};
-use warren_codec::frame::{FrameType, decode_frame};
-use warren_codec::spec::{AMQPClass, basic};
+use serde::Serialize;
 
+use args::Args;
 use client::{Client, Target};
+use consumer::Acking;
+use latency::{Percentiles, Recorder};
+use publisher::{Batch, Plan};
+use topology::Topology;
 
-/// Throughput run against one queue.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Broker URL.
-    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    url: String,
-    /// Publishing connections.
-    #[arg(long, default_value_t = 1)]
-    producers: u32,
-    /// Consuming connections.
-    #[arg(long, default_value_t = 1)]
-    consumers: u32,
-    /// Queue to use (declared and purged first).
-    #[arg(long, default_value = "warren-perf")]
-    queue: String,
-    /// Body size in bytes.
-    #[arg(long, default_value_t = 16)]
-    size: usize,
-    /// Run time in seconds.
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Consume with manual acks (default: no-ack).
-    #[arg(long)]
-    ack: bool,
-    /// Prefetch per consumer when acking.
-    #[arg(long, default_value_t = 1000)]
-    prefetch: u16,
-    /// Ack every N deliveries with multiple=true.
-    #[arg(long, default_value_t = 100)]
-    ack_every: u64,
-    /// Publisher confirms with this many unconfirmed messages in flight.
-    #[arg(long)]
-    confirm: Option<u32>,
-    /// Publish persistent messages (delivery-mode 2).
-    #[arg(long)]
-    persistent: bool,
-    /// Declare the queue durable (persistent messages then go to disk).
-    #[arg(long)]
-    durable: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-    /// The broker's process id, to report its CPU time per message.
-    #[arg(long)]
-    broker_pid: Option<u32>,
-    /// Do not print per-second progress.
-    #[arg(long)]
-    quiet: bool,
-    /// Per-message TTL (`expiration` property) in milliseconds.
-    #[arg(long)]
-    expiration: Option<u64>,
-    /// A queue argument `key=value` for the declaration (integers as long, else text);
-    /// repeatable.
-    #[arg(long = "queue-arg")]
-    queue_args: Vec<String>,
-    /// Leave the queue in place at the end (default: delete it).
-    #[arg(long)]
-    keep_queue: bool,
-    /// Publish this many messages in all, then stop (the run ends when they are
-    /// confirmed, or consumed without confirms, or at `--duration`).
-    #[arg(long)]
-    messages: Option<u64>,
-    /// Measure confirm latency: one message at a time, each waiting for its confirm.
-    #[arg(long)]
-    latency: bool,
-    /// Only wait for the queue to be declarable (passively) and report the time taken
-    /// and its message count; nothing is published or purged.
-    #[arg(long)]
-    probe: bool,
-    /// Do not purge the queue before the run.
-    #[arg(long)]
-    no_purge: bool,
-}
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Debug, Default)]
-struct Stats {
-    published: AtomicU64,
-    confirmed: AtomicU64,
-    consumed: AtomicU64,
+pub struct Stats {
+    pub published: AtomicU64,
+    pub confirmed: AtomicU64,
+    pub nacked: AtomicU64,
+    pub consumed: AtomicU64,
 }
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+impl Stats {
+    /// The counts at one moment (the end of the timed part of a run).
+    fn snapshot(&self) -> Self {
+        let copy = |c: &AtomicU64| AtomicU64::new(c.load(Ordering::Relaxed));
+        Self {
+            published: copy(&self.published),
+            confirmed: copy(&self.confirmed),
+            nacked: copy(&self.nacked),
+            consumed: copy(&self.consumed),
+        }
+    }
+}
+
+/// What every task of a run shares.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub stats: Stats,
+    pub stop: AtomicBool,
+    /// Messages producers have claimed under `--messages`.
+    pub reserved: AtomicU64,
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    let outcome = match args.validate() {
+        Ok(()) => run(args).await,
+        Err(e) => Err(e.into()),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("warren-perf: {e}");
@@ -131,64 +89,136 @@ async fn run(args: Args) -> Res<()> {
     if args.probe {
         return probe(&args, &target).await;
     }
-    let mut setup = Client::connect(&target).await?;
-    setup
-        .declare_queue(&args.queue, args.durable, &args.queue_args)
-        .await?;
-    if !args.no_purge {
-        setup.purge_queue(&args.queue).await?;
+    if let Some(n) = args.connections {
+        return counts::open_connections(&args, &target, n).await;
     }
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..args.consumers {
-        let mut c = Client::connect(&target).await?;
+    if let Some(n) = args.declare_queues {
+        return counts::declare_queues(&args, &target, n).await;
+    }
+    throughput(&args, &target).await
+}
+
+async fn throughput(args: &Args, target: &Target) -> Res<()> {
+    let mut setup = Client::connect(target).await?;
+    let topology = Topology::declare(&mut setup, args).await?;
+    let shared = Arc::new(Shared::default());
+    let recorder = Arc::new(Recorder::default());
+    let mut consumers = Vec::new();
+    let mut producers = Vec::new();
+    let acking = Acking {
+        manual: args.ack,
+        // Never wait for more acks than the prefetch lets through.
+        every: args.ack_every.clamp(1, u64::from(args.prefetch / 2).max(1)),
+    };
+    for i in 0..args.consumers as usize {
+        let mut c = Client::connect(target).await?;
         if args.ack {
             c.qos(args.prefetch).await?;
         }
-        c.consume(&args.queue, !args.ack).await?;
-        tasks.push(tokio::spawn(consume(
+        c.consume(topology.queue_of_consumer(i), !args.ack).await?;
+        let recorder = args.latency.then(|| recorder.clone());
+        consumers.push(tokio::spawn(consumer::consume(
             c,
-            args.ack,
-            args.ack_every,
-            stats.clone(),
-            stop.clone(),
+            acking,
+            shared.clone(),
+            recorder,
         )));
     }
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
-    if args.latency {
-        let mut c = Client::connect(&target).await?;
-        c.confirm_select().await?;
-        tasks.push(tokio::spawn(produce_one_at_a_time(
-            c,
-            publish_batch(&args, 1).slice(..one_message_len(&args)),
-            stats.clone(),
-            stop.clone(),
-            latencies.clone(),
-        )));
+    let properties = topology.properties(args);
+    let producer_count = if args.confirm_latency {
+        1
     } else {
-        let batch = publish_batch(&args, 1);
-        for _ in 0..args.producers {
-            let mut c = Client::connect(&target).await?;
-            if args.confirm.is_some() {
-                c.confirm_select().await?;
-            }
-            tasks.push(tokio::spawn(produce(
+        args.producers
+    };
+    for i in 0..producer_count as usize {
+        let mut c = Client::connect(target).await?;
+        let batch = Batch::encode(
+            &topology.exchange,
+            topology.routing_key(i),
+            &properties,
+            args.size,
+            c.frame_max,
+        )?;
+        if args.confirm.is_some() || args.confirm_latency {
+            c.confirm_select().await?;
+        }
+        if args.confirm_latency {
+            producers.push(tokio::spawn(publisher::produce_one_at_a_time(
                 c,
-                batch.clone(),
-                args.confirm,
-                args.messages,
-                stats.clone(),
-                stop.clone(),
+                batch,
+                shared.clone(),
+                recorder.clone(),
+            )));
+        } else {
+            let plan = Plan {
+                confirm: args.confirm,
+                rate: args.rate,
+                limit: args.messages,
+                stamp: args.latency,
+            };
+            producers.push(tokio::spawn(publisher::produce(
+                c,
+                batch,
+                plan,
+                shared.clone(),
             )));
         }
     }
+
     let cpu_before = (
         cpu::process_seconds(None),
         args.broker_pid.map(|p| cpu::process_seconds(Some(p))),
     );
     let started = Instant::now();
-    let mut last = (0, 0);
+    watch(args, &shared, started).await;
+    shared.stop.store(true, Ordering::SeqCst);
+    let elapsed = started.elapsed().as_secs_f64();
+    let own_cpu = cpu::process_seconds(None) - cpu_before.0;
+    let broker_cpu = args
+        .broker_pid
+        .zip(cpu_before.1)
+        .map(|(pid, before)| cpu::process_seconds(Some(pid)) - before);
+    let broker_rss_mib = args.broker_pid.and_then(cpu::rss_mib);
+    let counted = shared.stats.snapshot();
+    // Producers close their connections and wait for the broker to catch up; then the
+    // consumers go. A task that ended early with an error says why the run was short.
+    for t in producers.iter().filter(|_| args.confirm_latency) {
+        t.abort();
+    }
+    for mut t in producers {
+        match tokio::time::timeout(Duration::from_secs(40), &mut t).await {
+            Ok(Ok(Err(e))) => eprintln!("warren-perf: {e}"),
+            Err(_) => t.abort(),
+            _ => {}
+        }
+    }
+    for t in &consumers {
+        t.abort();
+    }
+    for t in consumers {
+        if let Ok(Err(e)) = t.await {
+            eprintln!("warren-perf: {e}");
+        }
+    }
+    if !args.keep_queue {
+        topology.remove(&mut setup).await?;
+    }
+    let summary = Summary::new(
+        args,
+        &counted,
+        elapsed,
+        own_cpu,
+        broker_cpu,
+        broker_rss_mib,
+        recorder.summary(),
+    );
+    summary.print(args.json)
+}
+
+/// Print progress once a second until the run's time is up or its messages are done.
+async fn watch(args: &Args, shared: &Shared, started: Instant) {
+    let stats = &shared.stats;
+    let mut last = (0, 0, 0);
     let mut tick = 0u64;
     while tick < args.duration * 10 {
         tick += 1;
@@ -197,7 +227,13 @@ async fn run(args: Args) -> Res<()> {
             let settled = if args.confirm.is_some() {
                 stats.confirmed.load(Ordering::Relaxed)
             } else if args.consumers > 0 {
-                stats.consumed.load(Ordering::Relaxed)
+                // Fanout multiplies deliveries: every queue gets every message.
+                let copies = if args.exchange_type.is_some() {
+                    u64::from(args.queues)
+                } else {
+                    1
+                };
+                stats.consumed.load(Ordering::Relaxed) / copies
             } else {
                 stats.published.load(Ordering::Relaxed)
             };
@@ -205,98 +241,121 @@ async fn run(args: Args) -> Res<()> {
                 break;
             }
         }
-        if !tick.is_multiple_of(10) {
+        if !tick.is_multiple_of(10) || args.quiet {
             continue;
         }
         let now = (
             stats.published.load(Ordering::Relaxed),
+            stats.confirmed.load(Ordering::Relaxed),
             stats.consumed.load(Ordering::Relaxed),
         );
-        if !args.quiet && !args.json {
-            eprintln!(
-                "time {:>3}s  published {:>9} msg/s  consumed {:>9} msg/s",
-                tick / 10,
-                now.0 - last.0,
-                now.1 - last.1
-            );
-        }
+        eprintln!(
+            "time {:>3}s  published {:>9} msg/s  confirmed {:>9} msg/s  consumed {:>9} msg/s",
+            tick / 10,
+            now.0 - last.0,
+            now.1 - last.1,
+            now.2 - last.2
+        );
         last = now;
     }
-    stop.store(true, Ordering::SeqCst);
-    let elapsed = started.elapsed().as_secs_f64();
-    let published = stats.published.load(Ordering::Relaxed);
-    let consumed = stats.consumed.load(Ordering::Relaxed);
-    let own_cpu = cpu::process_seconds(None) - cpu_before.0;
-    let broker_cpu = args
-        .broker_pid
-        .zip(cpu_before.1)
-        .map(|(pid, before)| cpu::process_seconds(Some(pid)) - before);
-    for t in tasks {
-        t.abort();
-    }
-    // Leave nothing behind on the broker.
-    if !args.keep_queue {
-        setup.delete_queue(&args.queue).await?;
-    }
-    let counted = if consumed > 0 { consumed } else { published };
-    let per_msg = |cpu: f64| {
-        if counted > 0 {
-            cpu / counted as f64 * 1e6
-        } else {
-            0.0
-        }
-    };
-    let latency = percentiles(
-        &mut latencies
-            .lock()
-            .map_or_else(|e| e.into_inner().clone(), |l| l.clone()),
-    );
-    if args.json {
-        println!(
-            "{{\"published_per_sec\":{:.0},\"consumed_per_sec\":{:.0},\"confirmed\":{},\"seconds\":{:.2},\"size\":{},\"producers\":{},\"consumers\":{},\"ack\":{},\"tool_cpu_us_per_msg\":{:.3},\"broker_cpu_us_per_msg\":{}{latency}}}",
-            published as f64 / elapsed,
-            consumed as f64 / elapsed,
-            stats.confirmed.load(Ordering::Relaxed),
-            elapsed,
-            args.size,
-            args.producers,
-            args.consumers,
-            args.ack,
-            per_msg(own_cpu),
-            broker_cpu.map_or("null".to_owned(), |c| format!("{:.3}", per_msg(c))),
-        );
-    } else {
-        println!(
-            "published {:.0} msg/s, consumed {:.0} msg/s over {elapsed:.1} s",
-            published as f64 / elapsed,
-            consumed as f64 / elapsed
-        );
-        println!("tool CPU {:.3} us/msg", per_msg(own_cpu));
-        if let Some(c) = broker_cpu {
-            println!("broker CPU {:.3} us/msg", per_msg(c));
-        }
-        if !latency.is_empty() {
-            println!("confirm latency (µs){}", latency.replace('"', " "));
-        }
-    }
-    Ok(())
 }
 
-/// `,"latency_us":{"p50":..,"p99":..,"p999":..,"max":..,"samples":..}`, or nothing.
-fn percentiles(samples: &mut [u64]) -> String {
-    if samples.is_empty() {
-        return String::new();
+/// The end-of-run report.
+#[derive(Debug, Serialize)]
+struct Summary {
+    seconds: f64,
+    published: u64,
+    confirmed: u64,
+    nacked: u64,
+    consumed: u64,
+    published_per_sec: f64,
+    consumed_per_sec: f64,
+    consumed_mib_per_sec: f64,
+    size: usize,
+    producers: u32,
+    consumers: u32,
+    queues: u32,
+    exchange_type: Option<&'static str>,
+    ack: bool,
+    confirm: Option<u32>,
+    rate: Option<u64>,
+    persistent: bool,
+    tool_cpu_us_per_msg: f64,
+    broker_cpu_us_per_msg: Option<f64>,
+    broker_rss_mib: Option<f64>,
+    /// End-to-end (`--latency`) or confirm (`--confirm-latency`) latency.
+    latency_us: Option<Percentiles>,
+}
+
+impl Summary {
+    fn new(
+        args: &Args,
+        stats: &Stats,
+        seconds: f64,
+        own_cpu: f64,
+        broker_cpu: Option<f64>,
+        broker_rss_mib: Option<f64>,
+        latency_us: Option<Percentiles>,
+    ) -> Self {
+        let published = stats.published.load(Ordering::Relaxed);
+        let consumed = stats.consumed.load(Ordering::Relaxed);
+        let counted = if consumed > 0 { consumed } else { published };
+        let per_msg = |cpu: f64| {
+            if counted > 0 {
+                cpu / counted as f64 * 1e6
+            } else {
+                0.0
+            }
+        };
+        Self {
+            seconds,
+            published,
+            confirmed: stats.confirmed.load(Ordering::Relaxed),
+            nacked: stats.nacked.load(Ordering::Relaxed),
+            consumed,
+            published_per_sec: published as f64 / seconds,
+            consumed_per_sec: consumed as f64 / seconds,
+            consumed_mib_per_sec: consumed as f64 * args.size as f64 / seconds / 1048576.0,
+            size: args.size,
+            producers: args.producers,
+            consumers: args.consumers,
+            queues: args.queues,
+            exchange_type: args.exchange_type.map(args::ExchangeKind::name),
+            ack: args.ack,
+            confirm: args.confirm,
+            rate: args.rate,
+            persistent: args.persistent,
+            tool_cpu_us_per_msg: per_msg(own_cpu),
+            broker_cpu_us_per_msg: broker_cpu.map(per_msg),
+            broker_rss_mib,
+            latency_us,
+        }
     }
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    format!(
-        ",\"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"samples\":{}}}",
-        at(0.5),
-        at(0.99),
-        at(0.999),
-        samples[samples.len() - 1],
-        samples.len()
-    )
+
+    fn print(&self, json: bool) -> Res<()> {
+        if json {
+            println!("{}", serde_json::to_string(self)?);
+            return Ok(());
+        }
+        println!(
+            "published {:.0} msg/s, consumed {:.0} msg/s ({:.1} MiB/s) over {:.1} s",
+            self.published_per_sec, self.consumed_per_sec, self.consumed_mib_per_sec, self.seconds
+        );
+        if self.confirm.is_some() {
+            println!("confirmed {} ({} nacked)", self.confirmed, self.nacked);
+        }
+        println!("tool CPU {:.3} µs/msg", self.tool_cpu_us_per_msg);
+        if let Some(c) = self.broker_cpu_us_per_msg {
+            println!("broker CPU {c:.3} µs/msg");
+        }
+        if let Some(r) = self.broker_rss_mib {
+            println!("broker RSS {r:.1} MiB");
+        }
+        if let Some(l) = &self.latency_us {
+            println!("latency: {l}");
+        }
+        Ok(())
+    }
 }
 
 /// Wait until the queue can be declared passively; report the wait and its count.
@@ -318,202 +377,4 @@ async fn probe(args: &Args, target: &Target) -> Res<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The encoded size of one publish (method, header and body frames).
-fn one_message_len(args: &Args) -> usize {
-    publish_batch(args, 1).len() / 64
-}
-
-/// Publish one message, wait for its confirm, record the time, repeat.
-async fn produce_one_at_a_time(
-    c: Client,
-    message: bytes::Bytes,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-    latencies: Arc<std::sync::Mutex<Vec<u64>>>,
-) -> Res<()> {
-    let Client {
-        mut rd,
-        mut wr,
-        mut rbuf,
-        ..
-    } = c;
-    while !stop.load(Ordering::Relaxed) {
-        let sent = Instant::now();
-        wr.write_all(&message).await?;
-        stats.published.fetch_add(1, Ordering::Relaxed);
-        'wait: loop {
-            while let Some(frame) = decode_frame(&mut rbuf, 0)? {
-                if frame.frame_type != FrameType::Method || frame.payload.len() < 4 {
-                    continue;
-                }
-                let mut p = frame.payload.clone();
-                let (class, method) = (p.get_u16(), p.get_u16());
-                if class == 60 && (method == 80 || method == 120) {
-                    break 'wait;
-                }
-                if class == 10 && method == 50 {
-                    return Err("the broker closed the publisher".into());
-                }
-            }
-            if rd.read_buf(&mut rbuf).await? == 0 {
-                return Err("the broker closed the publisher".into());
-            }
-        }
-        // Recorded at once: the task is stopped by abort at the end of the run.
-        if let Ok(mut all) = latencies.lock() {
-            all.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
-        }
-        stats.confirmed.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(())
-}
-
-/// `count` publish+header+body frame sets, encoded once and written again and again.
-fn publish_batch(args: &Args, count: usize) -> bytes::Bytes {
-    let count = count.max(64);
-    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-        exchange: "".into(),
-        routing_key: args.queue.as_str().into(),
-        mandatory: false,
-        immediate: false,
-    }));
-    let properties: &[u8] = if args.persistent {
-        &[0x10, 0x00, 2]
-    } else {
-        &[0, 0]
-    };
-    let body = vec![b'x'; args.size];
-    let mut buf = BytesMut::new();
-    for _ in 0..count {
-        let _ = encode_method(&mut buf, 1, &publish);
-        let _ = encode_content(&mut buf, 1, properties, &body, 131_072);
-    }
-    buf.freeze()
-}
-
-async fn produce(
-    c: Client,
-    batch: bytes::Bytes,
-    confirm: Option<u32>,
-    limit: Option<u64>,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-) -> Res<()> {
-    let Client { mut rd, mut wr, .. } = c;
-    let per_batch = 64u64;
-    let window = confirm.map(|w| Arc::new(Semaphore::new(w.max(per_batch as u32) as usize)));
-    // Read what the broker sends: confirms, or an error that ends the run.
-    let reader = {
-        let window = window.clone();
-        let stats = stats.clone();
-        tokio::spawn(async move {
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            let mut confirmed = 0u64;
-            loop {
-                if rd.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                while let Ok(Some(frame)) = decode_frame(&mut buf, 0) {
-                    if frame.frame_type != FrameType::Method || frame.payload.len() < 13 {
-                        continue;
-                    }
-                    let mut p = frame.payload.clone();
-                    let (class, method) = (p.get_u16(), p.get_u16());
-                    if class == 60 && (method == 80 || method == 120) {
-                        let tag = p.get_u64();
-                        let multiple = p.get_u8() & 1 == 1;
-                        let n = if multiple { tag - confirmed } else { 1 };
-                        confirmed = confirmed.max(tag);
-                        stats.confirmed.fetch_add(n, Ordering::Relaxed);
-                        if let Some(w) = &window {
-                            w.add_permits(n as usize);
-                        }
-                    } else if class == 10 && method == 50 {
-                        eprintln!(
-                            "warren-perf: the broker closed a producer: {:?}",
-                            warren_codec::method::decode_method(&frame.payload)
-                        );
-                        return;
-                    }
-                }
-            }
-        })
-    };
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(w) = &window {
-            w.acquire_many(per_batch as u32).await?.forget();
-        }
-        if limit.is_some_and(|l| stats.published.fetch_add(per_batch, Ordering::Relaxed) >= l) {
-            stats.published.fetch_sub(per_batch, Ordering::Relaxed);
-            break;
-        }
-        wr.write_all(&batch).await?;
-        if limit.is_none() {
-            stats.published.fetch_add(per_batch, Ordering::Relaxed);
-        }
-    }
-    // Keep reading confirms for what was sent.
-    if limit.is_some() {
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    reader.abort();
-    Ok(())
-}
-
-async fn consume(
-    c: Client,
-    ack: bool,
-    ack_every: u64,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-) -> Res<()> {
-    let Client {
-        mut rd,
-        mut wr,
-        mut rbuf,
-        ..
-    } = c;
-    let mut since_ack = 0u64;
-    let mut out = BytesMut::with_capacity(256);
-    while !stop.load(Ordering::Relaxed) {
-        if rd.read_buf(&mut rbuf).await? == 0 {
-            return Err("the broker closed a consumer".into());
-        }
-        let mut delivered = 0;
-        let mut last_tag = 0;
-        while let Some(frame) = decode_frame(&mut rbuf, 0)? {
-            if frame.frame_type != FrameType::Method || frame.payload.len() < 4 {
-                continue;
-            }
-            let mut p = frame.payload.clone();
-            let (class, method) = (p.get_u16(), p.get_u16());
-            if class == 60 && method == 60 {
-                delivered += 1;
-                if ack {
-                    let tag_len = usize::from(p.get_u8());
-                    p.advance(tag_len);
-                    last_tag = p.get_u64();
-                }
-            } else if class == 10 && method == 50 {
-                return Err(format!(
-                    "the broker closed a consumer: {:?}",
-                    warren_codec::method::decode_method(&frame.payload)
-                )
-                .into());
-            }
-        }
-        stats.consumed.fetch_add(delivered, Ordering::Relaxed);
-        since_ack += delivered;
-        if ack && since_ack >= ack_every && last_tag > 0 {
-            out.clear();
-            encode_basic_ack(&mut out, 1, last_tag, true);
-            wr.write_all(&out).await?;
-            since_ack = 0;
-        }
-    }
-    Ok(())
 }

@@ -1,6 +1,6 @@
 //! One exchange: its declaration and its bindings as a source.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Per-exchange-type routing indexes. Each answers "which destinations does this key (or
 //! these headers) reach?" and nothing else; binding identity lives in `Exchange`.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 
 use amq_protocol::types::FieldTable;

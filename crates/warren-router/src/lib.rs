@@ -11,6 +11,9 @@
 //! Must not know: sockets, tokio, queue contents or storage. It is synchronous and generic
 //! over the queue handle `Q`, so the broker can route straight to its queue handles and
 //! tests can route to plain strings.
+//!
+//! Maps on the routing path hash with `foldhash` (seeded per process): SipHash showed in
+//! the per-message profile, and these lookups happen for every publish.
 
 mod consistent_hash;
 mod dest;

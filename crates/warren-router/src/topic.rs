@@ -6,7 +6,7 @@
 //! node has wildcard slots; `(node, position)` pairs reached through `#` are remembered so
 //! patterns like `#.#.#` cannot make matching exponential.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use smallvec::SmallVec;
 

@@ -1,6 +1,6 @@
 //! All exchanges, queues and bindings of one virtual host, and routing across them.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ mod publish;
 mod reply_to;
 mod unacked;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -157,23 +157,22 @@ impl Channel {
     }
 
     /// A content header frame.
-    pub(crate) async fn on_header(&mut self, s: &mut Session, payload: Bytes) -> AmqpResult {
+    pub(crate) fn on_header(&mut self, s: &mut Session, payload: Bytes) -> AmqpResult {
         let max = s.broker.config().max_message_size;
         match self
             .content
             .header(payload, warren_codec::BASIC_CLASS_ID, max)?
         {
-            Some(content) => self.publish_content(s, content).await,
+            Some(content) => self.publish_content(s, content),
             None => Ok(()),
         }
     }
 
     /// A content body frame.
-    pub(crate) async fn on_body(&mut self, s: &mut Session, payload: Bytes) -> AmqpResult {
+    pub(crate) fn on_body(&mut self, s: &mut Session, payload: Bytes) -> AmqpResult {
         match self.content.body(payload)? {
             Some(content) => self
                 .publish_content(s, content)
-                .await
                 .map_err(|e| e.during(PUBLISH)),
             None => Ok(()),
         }

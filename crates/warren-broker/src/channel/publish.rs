@@ -118,12 +118,12 @@ fn without_bcc(raw: &[u8]) -> AmqpResult<Bytes> {
 }
 
 impl Channel {
-    pub(super) fn basic_publish(&mut self, m: BasicPublish) -> AmqpResult {
+    pub(crate) fn basic_publish(&mut self, m: BasicPublish) -> AmqpResult {
         Ok(self.content.begin(m)?)
     }
 
     /// A whole message has arrived.
-    pub(super) async fn publish_content(
+    pub(super) fn publish_content(
         &mut self,
         s: &mut Session,
         content: Content<BasicPublish>,
@@ -212,7 +212,7 @@ impl Channel {
             return Ok(());
         }
         let seq = self.confirms.as_mut().map(Confirms::next_seq);
-        self.enqueue(s, held, seq, None).await;
+        self.enqueue(s, held, seq, None);
         Ok(())
     }
 
@@ -220,7 +220,7 @@ impl Channel {
     /// if it is mandatory and reached nothing, and settle its confirm: at once, or when
     /// every queue that may refuse it, or must first sync it to disk, has answered. In a
     /// committing transaction, `commit` collects the verdicts of queues that sync.
-    async fn enqueue(
+    fn enqueue(
         &mut self,
         s: &mut Session,
         held: HeldPublish,
@@ -265,12 +265,13 @@ impl Channel {
                     _ => None,
                 };
                 let asks = confirm.is_some();
-                let sent = queue
-                    .send(QueueCmd::Publish {
+                let sent = s.send_to_queue(
+                    &queue,
+                    QueueCmd::Publish {
                         message: message.clone(),
                         confirm,
-                    })
-                    .await;
+                    },
+                );
                 if asks && sent {
                     waiting += 1;
                 }
@@ -338,8 +339,9 @@ impl Channel {
         let work = std::mem::take(tx);
         let (stored_tx, mut stored) = mpsc::unbounded_channel();
         for held in work.publishes {
-            self.enqueue(s, held, None, Some(&stored_tx)).await;
+            self.enqueue(s, held, None, Some(&stored_tx));
         }
+        s.send_parked().await;
         drop(stored_tx);
         for (pending, how) in work.settlements {
             self.settle(pending, how).await;

@@ -13,6 +13,9 @@ use crate::error::{
     AmqpException, AmqpResult, Scope, channel_error, not_allowed, unexpected_frame,
 };
 
+/// Class and method id of `basic.publish` (60, 40), as they open its method payload.
+const BASIC_PUBLISH_ID: [u8; 4] = [0, 60, 0, 40];
+
 /// A content or heartbeat-with-payload frame where it cannot be: RabbitMQ's
 /// `UNEXPECTED_FRAME - type N, all octets = <<...>>`.
 pub(crate) fn unexpected_frame_on_zero(frame: &Frame) -> AmqpException {
@@ -124,10 +127,15 @@ impl Connection {
                     method => ch.on_method(&mut self.session, method).await,
                 }
             }
-            FrameType::Header => ch.on_header(&mut self.session, frame.payload).await,
-            FrameType::Body => ch.on_body(&mut self.session, frame.payload).await,
+            FrameType::Header => ch.on_header(&mut self.session, frame.payload),
+            FrameType::Body => ch.on_body(&mut self.session, frame.payload),
             FrameType::Heartbeat => Ok(()),
         };
+        self.after_channel_frame(id, result)
+    }
+
+    /// A channel exception closes the channel; anything worse goes up.
+    fn after_channel_frame(&mut self, id: u16, result: AmqpResult) -> AmqpResult<Flow> {
         match result {
             Ok(()) => Ok(Flow::Continue),
             Err(e) if e.scope == Scope::Channel => {
@@ -136,6 +144,41 @@ impl Connection {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The three frames of a publish on an open channel, handled without awaiting
+    /// anything: the path every message takes, kept free of the large future the
+    /// general path builds. Any other frame is handed back for [`Connection::on_frame`].
+    pub(super) fn on_publish_frame(&mut self, frame: Frame) -> Result<Flow, Frame> {
+        if self.closing.is_some() || frame.channel == 0 {
+            return Err(frame);
+        }
+        let id = frame.channel;
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return Err(frame);
+        };
+        if ch.state() == ChannelState::Closing {
+            return Err(frame);
+        }
+        let result = match frame.frame_type {
+            FrameType::Header => ch.on_header(&mut self.session, frame.payload),
+            FrameType::Body => ch.on_body(&mut self.session, frame.payload),
+            FrameType::Method if frame.payload.starts_with(&BASIC_PUBLISH_ID) => {
+                match decode_method(&frame.payload) {
+                    Ok(Method::BasicPublish(m)) => ch.check_method_allowed().and_then(|()| {
+                        ch.basic_publish(m)
+                            .map_err(|e| e.during(MethodId::new(60, 40)))
+                    }),
+                    // The general path reports what is wrong with it.
+                    _ => return Err(frame),
+                }
+            }
+            _ => return Err(frame),
+        };
+        Ok(self.after_channel_frame(id, result).unwrap_or_else(|e| {
+            self.close_connection(e, false);
+            Flow::Continue
+        }))
     }
 
     /// A channel we closed: wait for its `close-ok`, ignoring everything else.

@@ -7,7 +7,7 @@ mod handle;
 mod handshake;
 mod session;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +119,7 @@ async fn serve_socket(
         exclusive_queues: Vec::new(),
         confirms_due: Vec::new(),
         ack_deadline: None,
+        parked: Vec::new(),
     };
     let now = Instant::now();
     let connection = Connection {
@@ -229,7 +230,14 @@ impl Connection {
                     continue;
                 }
             };
-            if self.on_frame(frame).await == Flow::Stop {
+            let flow = match self.on_publish_frame(frame) {
+                Ok(flow) => flow,
+                Err(frame) => self.on_frame(frame).await,
+            };
+            if !self.session.parked.is_empty() {
+                self.session.send_parked().await;
+            }
+            if flow == Flow::Stop {
                 return Flow::Stop;
             }
         }

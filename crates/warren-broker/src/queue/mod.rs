@@ -87,6 +87,11 @@ impl QueueRef {
         self.tx.send(cmd).await.is_ok()
     }
 
+    /// Send a command if the queue's inbox has room.
+    pub fn try_send(&self, cmd: QueueCmd) -> Result<(), mpsc::error::TrySendError<QueueCmd>> {
+        self.tx.try_send(cmd)
+    }
+
     /// Send a command from a context that must not wait (a delivery bounced by a
     /// connection, or cleanup from a destructor): queued now if there is room, otherwise
     /// by a short-lived task.
