@@ -84,13 +84,19 @@ pub enum Body {
     Many(BytesMut),
 }
 
+/// The most a body collection reserves before its octets have arrived.
+const MAX_BODY_RESERVATION: u64 = 16 << 20;
+
 impl Body {
+    /// Add a body frame; `expected_total` counts the octets still due including it.
     fn push(&mut self, piece: Bytes, expected_total: u64) {
         *self = match std::mem::take(self) {
             Self::Empty => Self::One(piece),
             Self::One(first) => {
-                // Cap the up-front reservation: the size comes from the peer.
-                let cap = expected_total.min(1 << 20) as usize;
+                // Room for the whole body at once, so it is copied once; capped because
+                // the size comes from the peer (beyond the cap it grows as it arrives).
+                let whole = (first.len() as u64).saturating_add(expected_total);
+                let cap = whole.min(MAX_BODY_RESERVATION) as usize;
                 let mut joined = BytesMut::with_capacity(cap.max(first.len() + piece.len()));
                 joined.extend_from_slice(&first);
                 joined.extend_from_slice(&piece);

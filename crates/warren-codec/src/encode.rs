@@ -142,6 +142,24 @@ pub fn encode_content(
     body: &[u8],
     frame_max: u32,
 ) -> Result<(), CodecError> {
+    encode_content_header(buf, channel, properties, body.len() as u64)?;
+    let chunk = max_payload(frame_max).max(1) as usize;
+    buf.reserve(body.len() + body.len().div_ceil(chunk) * 8);
+    for piece in body.chunks(chunk) {
+        put_frame_header(buf, FrameType::Body, channel, piece.len())?;
+        buf.put_slice(piece);
+        buf.put_u8(FRAME_END);
+    }
+    Ok(())
+}
+
+/// Append a content header frame for a body of `body_size` octets.
+pub fn encode_content_header(
+    buf: &mut BytesMut,
+    channel: u16,
+    properties: &[u8],
+    body_size: u64,
+) -> Result<(), CodecError> {
     let empty_flags: &[u8] = &[0, 0];
     let properties = if properties.is_empty() {
         empty_flags
@@ -151,17 +169,20 @@ pub fn encode_content(
     put_frame_header(buf, FrameType::Header, channel, 12 + properties.len())?;
     buf.put_u16(BASIC_CLASS_ID);
     buf.put_u16(0);
-    buf.put_u64(body.len() as u64);
+    buf.put_u64(body_size);
     buf.put_slice(properties);
     buf.put_u8(FRAME_END);
-    let chunk = max_payload(frame_max).max(1) as usize;
-    buf.reserve(body.len() + body.len().div_ceil(chunk) * 8);
-    for piece in body.chunks(chunk) {
-        put_frame_header(buf, FrameType::Body, channel, piece.len())?;
-        buf.put_slice(piece);
-        buf.put_u8(FRAME_END);
-    }
     Ok(())
+}
+
+/// Append the 7-octet header of a body frame carrying `len` octets; the caller sends
+/// the payload and then [`FRAME_END`].
+pub fn encode_body_frame_header(
+    buf: &mut BytesMut,
+    channel: u16,
+    len: usize,
+) -> Result<(), CodecError> {
+    put_frame_header(buf, FrameType::Body, channel, len)
 }
 
 fn put_frame_header(

@@ -16,6 +16,8 @@ use crate::cpu::rss_mib;
 const CONNECTING_AT_ONCE: usize = 64;
 /// Queue declarations in flight on the one channel of a queue-count run.
 const DECLARING_AT_ONCE: u32 = 256;
+/// How long one connection may take to open before it counts as refused.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize)]
 pub struct CountSummary {
@@ -28,6 +30,10 @@ pub struct CountSummary {
     pub broker_rss_mib: Option<f64>,
     /// RSS growth divided by the count.
     pub broker_kib_each: Option<f64>,
+    /// Connections that could not be opened (within [`CONNECT_TIMEOUT`] each), and why
+    /// the first one failed.
+    pub failed: u32,
+    pub error: Option<String>,
 }
 
 impl CountSummary {
@@ -49,6 +55,8 @@ impl CountSummary {
             broker_kib_each: before
                 .zip(after)
                 .map(|(b, a)| (a - b) * 1024.0 / f64::from(count.max(1))),
+            failed: 0,
+            error: None,
         }
     }
 
@@ -61,6 +69,9 @@ impl CountSummary {
             "{} {} in {:.3} s ({:.0}/s)",
             self.count, self.kind, self.seconds, self.per_second
         );
+        if let Some(e) = &self.error {
+            println!("{} failed, the first with: {e}", self.failed);
+        }
         if let (Some(b), Some(a)) = (self.broker_rss_before_mib, self.broker_rss_mib) {
             println!(
                 "broker RSS {b:.1} MiB before, {a:.1} MiB after ({:.1} KiB each)",
@@ -86,16 +97,32 @@ pub async fn open_connections(args: &Args, target: &Target, count: u32) -> Res<(
         let target = target.clone();
         opening.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            Client::connect(&target).await
+            match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(&target)).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
+            }
         });
     }
     let mut open = Vec::with_capacity(count as usize);
+    let mut failed = 0;
+    let mut error = None;
     while let Some(joined) = opening.join_next().await {
-        open.push(joined??);
+        match joined? {
+            Ok(c) => open.push(c),
+            Err(e) => {
+                failed += 1;
+                error.get_or_insert(e);
+            }
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     settle().await;
-    CountSummary::new("connections", count, seconds, before, args.broker_pid).print(args.json)?;
+    let opened = u32::try_from(open.len()).unwrap_or(u32::MAX);
+    let mut summary = CountSummary::new("connections", opened, seconds, before, args.broker_pid);
+    summary.failed = failed;
+    summary.error = error;
+    summary.print(args.json)?;
     tokio::time::sleep(Duration::from_secs(args.hold)).await;
     drop(open);
     Ok(())

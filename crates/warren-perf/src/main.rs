@@ -86,6 +86,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Res<()> {
     let target = Target::parse(&args.url)?;
+    // A connection-count run needs a descriptor per connection.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("warren-perf: cannot raise the open file limit: {e}");
+    }
     if args.probe {
         return probe(&args, &target).await;
     }

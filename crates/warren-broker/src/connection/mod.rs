@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -37,6 +37,20 @@ use handshake::{Refused, handshake, refuse};
 
 /// Read buffer kept free before each read.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The most the read buffer reserves ahead for one frame (the size is the peer's claim;
+/// `decode_frame` refuses frames over `frame_max` once it is negotiated).
+const MAX_FRAME_RESERVATION: usize = 4 << 20;
+
+/// The whole size of the frame whose header opens `buf`, when the header is in.
+fn partial_frame_len(buf: &[u8]) -> usize {
+    match buf.get(3..7) {
+        Some(&[a, b, c, d]) => (u32::from_be_bytes([a, b, c, d]) as usize)
+            .saturating_add(warren_codec::FRAME_OVERHEAD)
+            .min(MAX_FRAME_RESERVATION),
+        _ => 0,
+    }
+}
 /// Stop taking deliveries from queues while this much is waiting for the socket.
 const WRITE_HIGH_WATER: usize = 512 * 1024;
 /// RabbitMQ accepts frames whose *payload* reaches frame_max (it measures 8 octets
@@ -120,6 +134,8 @@ async fn serve_socket(
         confirms_due: Vec::new(),
         ack_deadline: None,
         parked: Vec::new(),
+        sealed: std::collections::VecDeque::new(),
+        sealed_len: 0,
     };
     let now = Instant::now();
     let connection = Connection {
@@ -163,11 +179,16 @@ pub(crate) struct Connection {
 impl Connection {
     async fn serve(mut self, mut stop: watch::Receiver<bool>) {
         loop {
-            if self.io.rbuf.capacity() - self.io.rbuf.len() < READ_CHUNK / 4 {
-                self.io.rbuf.reserve(READ_CHUNK);
+            // Room for the rest of a frame that has begun to arrive, so a large frame is
+            // read in place rather than moved each time the buffer grows.
+            let need = partial_frame_len(&self.io.rbuf)
+                .saturating_sub(self.io.rbuf.len())
+                .max(READ_CHUNK / 4);
+            if self.io.rbuf.capacity() - self.io.rbuf.len() < need {
+                self.io.rbuf.reserve(need.max(READ_CHUNK));
             }
             let deadline = self.next_deadline();
-            let take_outbound = self.session.out.len() < WRITE_HIGH_WATER;
+            let take_outbound = self.session.pending_len() < WRITE_HIGH_WATER;
             let flow = tokio::select! {
                 read = self.io.rd.read_buf(&mut self.io.rbuf) => match read {
                     Ok(0) | Err(_) => Flow::Stop,
@@ -183,9 +204,9 @@ impl Connection {
                     }
                     Flow::Continue
                 }
-                written = self.io.wr.write(&self.session.out), if !self.session.out.is_empty() => match written {
+                written = write_some(&mut self.io.wr, &self.session), if self.session.pending_len() > 0 => match written {
                     Ok(n) => {
-                        self.session.out.advance(n);
+                        self.session.advance_written(n);
                         self.last_write = Instant::now();
                         Flow::Continue
                     }
@@ -292,7 +313,7 @@ impl Connection {
     /// Take whatever else queues have sent, up to the write high-water mark, so that
     /// many deliveries go out in one write.
     fn drain_outbound(&mut self) {
-        while self.session.out.len() < WRITE_HIGH_WATER {
+        while self.session.pending_len() < WRITE_HIGH_WATER {
             match self.out_rx.try_recv() {
                 Ok(item) => self.on_outbound(item),
                 Err(_) => break,
@@ -428,15 +449,24 @@ impl Connection {
                 reply: None,
             });
         }
-        if !self.session.out.is_empty() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                self.io.wr.write_all(&self.session.out),
-            )
-            .await;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.session.pending_len() > 0 {
+                match write_some(&mut self.io.wr, &self.session).await {
+                    Ok(n) if n > 0 => self.session.advance_written(n),
+                    _ => break,
+                }
+            }
+        })
+        .await;
         let _ = self.io.wr.shutdown().await;
     }
+}
+
+/// One vectored write of the waiting output.
+async fn write_some(wr: &mut OwnedWriteHalf, session: &Session) -> std::io::Result<usize> {
+    let mut slices = session::IoSlices::new();
+    session.io_slices(&mut slices);
+    wr.write_vectored(&slices).await
 }
 
 /// A delivery its consumer can no longer take goes back to its queue as it was.

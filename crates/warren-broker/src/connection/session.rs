@@ -1,17 +1,30 @@
 //! What a connection's channels share: identity, vhost, negotiated limits, the handle
 //! queues deliver through, and the write buffer every reply is encoded into.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::error;
-use warren_codec::encode::{encode_content, encode_method};
+use warren_codec::encode::{
+    encode_body_frame_header, encode_content, encode_content_header, encode_method,
+};
+use warren_codec::frame::max_payload;
 use warren_codec::spec::AMQPClass;
 
 use super::ConnectionHandle;
 use crate::Broker;
 use crate::queue::{ConnectionId, QueueCmd, QueueRef};
 use crate::vhost::VHost;
+
+/// Bodies from this size on are written from the message itself, not copied.
+const ZERO_COPY_BODY: usize = 32 * 1024;
+/// Slices handed to one vectored write (Linux takes up to 1024).
+const MAX_IO_SLICES: usize = 64;
+
+/// The slices of one vectored write; on the stack in the usual case of a few.
+pub(crate) type IoSlices<'a> = smallvec::SmallVec<[IoSlice<'a>; 8]>;
 
 /// Per-connection context handed to channel handlers.
 #[derive(Debug)]
@@ -26,7 +39,12 @@ pub(crate) struct Session {
     pub consumer_cancel_notify: bool,
     pub handle: ConnectionHandle,
     /// Encoded frames waiting for the socket; flushed in batches by the connection loop.
+    /// Goes out after everything in `sealed`.
     pub out: BytesMut,
+    /// Output that goes before `out`: earlier frames, split off, and large bodies as
+    /// slices of the messages themselves, so they are written without being copied.
+    pub(super) sealed: VecDeque<Bytes>,
+    pub(super) sealed_len: usize,
     /// Exclusive queues this connection declared: deleted when it closes.
     pub exclusive_queues: Vec<QueueRef>,
     /// Channels with publisher confirms to send once the current batch of input is handled.
@@ -75,10 +93,71 @@ impl Session {
         }
     }
 
-    /// Encode a content header and body frames for sending.
-    pub fn send_content(&mut self, channel: u16, properties: &[u8], body: &[u8]) {
-        if let Err(e) = encode_content(&mut self.out, channel, properties, body, self.frame_max) {
+    /// Encode a content header and body frames for sending. Large bodies are not
+    /// copied: their frames point into the message.
+    pub fn send_content(&mut self, channel: u16, properties: &[u8], body: &Bytes) {
+        if body.len() < ZERO_COPY_BODY {
+            if let Err(e) = encode_content(&mut self.out, channel, properties, body, self.frame_max)
+            {
+                error!(channel, error = %e, "could not encode content");
+            }
+            return;
+        }
+        let chunk = max_payload(self.frame_max).max(1) as usize;
+        let result = encode_content_header(&mut self.out, channel, properties, body.len() as u64)
+            .and_then(|()| {
+                for at in (0..body.len()).step_by(chunk) {
+                    let end = (at + chunk).min(body.len());
+                    encode_body_frame_header(&mut self.out, channel, end - at)?;
+                    let framing = self.out.split().freeze();
+                    self.seal(framing);
+                    self.seal(body.slice(at..end));
+                    self.out.put_u8(warren_codec::FRAME_END);
+                }
+                Ok(())
+            });
+        if let Err(e) = result {
             error!(channel, error = %e, "could not encode content");
+        }
+    }
+
+    fn seal(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.sealed_len += bytes.len();
+            self.sealed.push_back(bytes);
+        }
+    }
+
+    /// Octets waiting for the socket.
+    pub fn pending_len(&self) -> usize {
+        self.sealed_len + self.out.len()
+    }
+
+    /// The waiting output as slices for one vectored write, in order.
+    pub fn io_slices<'a>(&'a self, slices: &mut IoSlices<'a>) {
+        slices.clear();
+        for b in self.sealed.iter().take(MAX_IO_SLICES - 1) {
+            slices.push(IoSlice::new(b));
+        }
+        if self.sealed.len() < MAX_IO_SLICES && !self.out.is_empty() {
+            slices.push(IoSlice::new(&self.out));
+        }
+    }
+
+    /// Drop the first `n` octets of the waiting output: they were written.
+    pub fn advance_written(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.sealed.front_mut() else {
+                self.out.advance(n.min(self.out.len()));
+                return;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            self.sealed_len -= k;
+            n -= k;
+            if front.is_empty() {
+                self.sealed.pop_front();
+            }
         }
     }
 }
