@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: every Rust test in the workspace (unit, property, end-to-end
-# through lapin/amqprs/raw sockets), then the interop clients (pika, amqplib) against a
-# freshly started warren. Installs what the interop clients need by itself.
+# through lapin/amqprs/raw sockets), then the interop clients (Python, Node, Go, Java,
+# C, Ruby and PHP libraries; see interop/README.md) against a freshly started warren.
+# Installs what the interop clients need by itself (apt, pip, npm).
 #
 # Usage: bash tests/run-all.sh
 set -uo pipefail

@@ -79,11 +79,12 @@ pub fn scan_properties(raw: &[u8]) -> Result<PropertiesSummary, CodecError> {
     };
     let mut summary = PropertiesSummary::default();
     let mut at = 2usize;
-    for (index, kind) in LAYOUT.iter().enumerate() {
-        if flags & (1 << (15 - index)) == 0 {
-            continue;
-        }
-        let (start, end) = match *kind {
+    // Visit only the flags that are set: most messages carry none or a few.
+    let mut set = flags & 0xFFFC;
+    while set != 0 {
+        let index = set.leading_zeros() as usize;
+        set &= !(0x8000 >> index);
+        let (start, end) = match LAYOUT[index] {
             SHORT_STR => {
                 let len = usize::from(*raw.get(at).ok_or_else(|| bad("property truncated"))?);
                 (at + 1, at + 1 + len)
