@@ -165,6 +165,17 @@ echo "| idle RSS (MiB) | $RABBIT_IDLE_RSS | $WARREN_IDLE_RSS |"
 echo "| open file limit | $(awk '/open files/ {print $4}' "/proc/$RABBIT_PID/limits") | $(awk '/open files/ {print $4}' "/proc/$WARREN_PID/limits") |"
 echo "| start to accepting connections, empty data dir (ms, median of 5) | $RABBIT_START_MS | $(median <"$OUT/start-ms") |"
 if [ -z "${SKIP_COUNTS:-}" ]; then
+  # A fresh Warren for each count: the runs above leave its allocator holding memory
+  # (the 1 MiB bodies), which would hide what connections and queues cost.
+  fresh_warren() {
+    kill "$WARREN_PID" 2>/dev/null
+    wait "$WARREN_PID" 2>/dev/null || true
+    rm -rf "$DATA"
+    DATA="$(mktemp -d)"
+    $WARREN --bind 127.0.0.1 --port "$PORT" --data-dir "$DATA" --log-level warn &
+    WARREN_PID=$!
+    wait_port "$PORT"
+  }
   count_row() { # label flags...
     local label="$1" r w
     shift
@@ -181,6 +192,8 @@ def cell(d):
 print(f"| {label} | {cell(r)} | {cell(w)} |")
 EOF
   }
+  fresh_warren
   count_row "10,000 connections, one channel each" --connections 10000
+  fresh_warren
   count_row "10,000 queues declared" --declare-queues 10000
 fi

@@ -14,7 +14,8 @@
 #   scenarios          the scenario names its `run` must report, one per line
 #   run                executable: `run URL` prints `PASS <name> <scenario>` or
 #                      `FAIL <name> <scenario>: <reason>` lines
-#   apt      (opt.)    Debian packages it needs, one per line
+#   apt      (opt.)    Debian packages it needs, one per line (`package [command]`:
+#                      skipped when the command is already on the PATH)
 #   setup    (opt.)    executable: installs the rest (pip, npm, builds); idempotent
 #   recovery-scenarios, recover  (opt.)  the same for scenarios that restart the
 #                      broker: `recover URL`, with INTEROP_RESTART_CMD in the
@@ -76,12 +77,17 @@ log "clients: ${CLIENTS[*]}"
 
 # ---------------------------------------------------------------- dependencies
 
-# Debian packages, all in one apt-get (dpkg takes one installer at a time).
+# Debian packages, all in one apt-get (dpkg takes one installer at a time). A line of an
+# `apt` file is a package, optionally followed by a command that, when already on the
+# PATH, makes the package unnecessary (e.g. `npm npm`: Node from elsewhere ships npm, and
+# Debian's npm would conflict with it).
 packages=()
 for c in "${CLIENTS[@]}"; do
   [ -f "$HERE/$c/apt" ] || continue
-  while read -r pkg; do
-    [ -n "$pkg" ] && [ "${pkg:0:1}" != "#" ] && packages+=("$pkg")
+  while read -r pkg cmd _; do
+    [ -n "$pkg" ] && [ "${pkg:0:1}" != "#" ] || continue
+    [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1 && continue
+    [[ " ${packages[*]} " == *" $pkg "* ]] || packages+=("$pkg")
   done <"$HERE/$c/apt"
 done
 missing=()
@@ -93,8 +99,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$WORK/apt.log" 2>&1; then
     apt-get update -q >>"$WORK/apt.log" 2>&1
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$WORK/apt.log" 2>&1 ||
-      { log "apt-get install failed:"; tail -n 30 "$WORK/apt.log" >&2; }
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$WORK/apt.log" 2>&1; then
+      # One bad package must not keep the others out: try them one by one.
+      for pkg in "${missing[@]}"; do
+        apt-get install -y -q --no-install-recommends "$pkg" >>"$WORK/apt.log" 2>&1 ||
+          log "apt-get install $pkg failed (the clients that need it will fail)"
+      done
+    fi
   fi
 fi
 

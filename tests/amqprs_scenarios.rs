@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use std::time::Duration;
 
 use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
@@ -37,15 +37,7 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// A name no other scenario (or earlier run) uses.
 fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "amqprs.{what}.{}.{nanos:x}.{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    warren_e2e::unique_name("amqprs", what)
 }
 
 fn key(name: &str) -> FieldName {

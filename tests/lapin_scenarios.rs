@@ -9,8 +9,8 @@
 )]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
@@ -29,15 +29,7 @@ const T: Duration = Duration::from_secs(5);
 
 /// A name no other scenario (or earlier run) uses.
 fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "lapin.{what}.{}.{nanos:x}.{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    warren_e2e::unique_name("lapin", what)
 }
 
 async fn connect(url: &str, props: ConnectionProperties) -> (Connection, Channel) {

@@ -16,6 +16,20 @@ use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 pub use warren_testkit::TestBroker;
 pub use warren_testkit::raw::{self, RawClient};
 
+/// A broker object name no other test (or earlier run) uses: `<client>.<what>.<pid>.<nanos>.<n>`.
+pub fn unique_name(client: &str, what: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{client}.{what}.{}.{nanos:x}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Upper bound for anything a test waits on.
 pub const WAIT: Duration = Duration::from_secs(10);
 
