@@ -10,12 +10,10 @@
     reason = "a measurement program: a panic is the report"
 )]
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use warren_store::segment::{DEFAULT_SEGMENT_BYTES, FsStorage, SegmentLog};
-use warren_store::{Message, MessageQueue};
+use warren_store::{Message, MessageQueue, MessageRef};
 
 fn message(size: usize) -> Message {
     Message {
@@ -36,7 +34,7 @@ const BATCH: u64 = 100;
 fn queue(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue");
     group.throughput(Throughput::Elements(BATCH));
-    let m = Arc::new(message(16));
+    let m = MessageRef::new(message(16));
     group.bench_function("push+pop no-ack", |b| {
         let mut q = MessageQueue::new();
         b.iter(|| {

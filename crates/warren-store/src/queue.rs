@@ -384,8 +384,6 @@ impl MessageQueue {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use bytes::Bytes;
     use proptest::prelude::*;
 
@@ -393,7 +391,7 @@ mod tests {
     use crate::Message;
 
     fn msg(n: u8) -> MessageRef {
-        Arc::new(Message {
+        MessageRef::new(Message {
             exchange: Bytes::new(),
             routing_key: Bytes::new(),
             properties: Bytes::new(),

@@ -2,7 +2,6 @@
 //! transaction that can hold publishes and settlements back until `tx.commit`.
 
 use std::cell::OnceCell;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -192,7 +191,7 @@ impl Channel {
         if strip_bcc {
             properties = without_bcc(&properties)?;
         }
-        let message = Arc::new(Message {
+        let message = MessageRef::new(Message {
             exchange: method.exchange,
             routing_key: method.routing_key,
             properties,
@@ -230,7 +229,7 @@ impl Channel {
         let HeldPublish {
             targets,
             reply,
-            message,
+            mut message,
             mandatory,
         } = held;
         let mut waiting = 0;
@@ -253,7 +252,8 @@ impl Channel {
                 s.send_content(self.id, &message.properties, &message.body);
             }
         } else {
-            for queue in targets {
+            let last = targets.len() - 1;
+            for (i, queue) in targets.into_iter().enumerate() {
                 let syncs = queue.spec.durable && message.persistent;
                 let confirm = match (seq, commit) {
                     (Some(seq), _) if syncs || queue.spec.config.may_refuse() => {
@@ -268,7 +268,12 @@ impl Channel {
                 let sent = s.send_to_queue(
                     &queue,
                     QueueCmd::Publish {
-                        message: message.clone(),
+                        // The last queue takes the message itself rather than a count.
+                        message: if i == last {
+                            std::mem::take(&mut message)
+                        } else {
+                            message.clone()
+                        },
                         confirm,
                     },
                 );

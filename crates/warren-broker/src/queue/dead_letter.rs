@@ -194,7 +194,7 @@ pub(crate) fn dead_letter(
         .map(Bytes::from)
         .unwrap_or_else(|_| message.properties.clone());
     DeadLetter {
-        message: std::sync::Arc::new(Message {
+        message: MessageRef::new(Message {
             exchange: Bytes::copy_from_slice(exchange.as_bytes()),
             routing_key: routing_key.clone(),
             properties,

@@ -1,8 +1,6 @@
 //! `x-delivery-count`: how often a message was returned, shown to consumers of queues
 //! with a delivery limit.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use warren_codec::properties::{decode_properties, encode_properties};
 use warren_codec::types::AMQPValue;
@@ -21,7 +19,7 @@ pub(crate) fn with_delivery_count(message: &MessageRef, count: u32) -> MessageRe
     let Ok(raw) = encode_properties(&props.with_headers(headers)) else {
         return message.clone();
     };
-    Arc::new(Message {
+    MessageRef::new(Message {
         properties: Bytes::from(raw),
         ..Message::clone(message)
     })

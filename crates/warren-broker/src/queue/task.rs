@@ -2,7 +2,7 @@
 //! delivers, expires (on time, not only at the head), enforces length limits,
 //! dead-letters, and deletes itself when auto-delete or `x-expires` says so.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use smallvec::SmallVec;
@@ -235,7 +235,7 @@ impl QueueTask {
                 .map(|at| now.saturating_add(at.saturating_sub(now_unix)));
             self.store.restore(QueuedMessage {
                 id: r.stored.id,
-                message: Arc::new(r.stored.message),
+                message: MessageRef::new(r.stored.message),
                 redelivered: r.delivered,
                 delivery_count: u32::from(r.delivered),
                 priority: r.stored.priority,
