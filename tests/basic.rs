@@ -121,6 +121,44 @@ async fn large_and_empty_bodies_round_trip() {
     assert!(get(&ch, "sizes", true).await.is_none());
 }
 
+/// Bodies are kept as the frames they arrived in; a consumer whose frame_max differs
+/// from the publisher's must still get them whole and in order, in frames that fit its
+/// own limit.
+#[tokio::test]
+async fn bodies_cross_between_connections_with_different_frame_sizes() {
+    let broker = TestBroker::start().await;
+    let small_url = format!("{}?frame_max=4096", broker.url());
+    let small = lapin::Connection::connect(&small_url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let small_ch = small.create_channel().await.unwrap();
+    let (_conn, big_ch) = channel(&broker).await;
+    declare(&big_ch, "to-big").await;
+    declare(&big_ch, "to-small").await;
+    let bodies: Vec<Vec<u8>> = [100, 4089, 4090, 40_000, 300_001]
+        .iter()
+        .map(|&n| (0..n).map(|i| (i % 253) as u8).collect())
+        .collect();
+    for body in &bodies {
+        publish(&small_ch, "to-big", body).await;
+        publish(&big_ch, "to-small", body).await;
+    }
+    let mut to_big = consume(&big_ch, "to-big", "c", true).await;
+    for body in &bodies {
+        let d = next(&mut to_big).await;
+        assert_eq!(d.data.len(), body.len());
+        assert!(d.data == *body, "{} octets from 4 KiB frames", body.len());
+    }
+    for body in &bodies {
+        let m = get(&small_ch, "to-small", true).await.unwrap();
+        assert!(
+            m.delivery.data == *body,
+            "{} octets into 4 KiB frames",
+            body.len()
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_property_and_header_type_passes_through_untouched() {
     let broker = TestBroker::start().await;

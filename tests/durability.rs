@@ -841,3 +841,36 @@ async fn a_failing_disk_never_leads_to_a_confirm() {
     publish(&ch, "", "healthy", b"fine", persistent()).await;
     assert_eq!(get_body(&ch, "healthy").await.unwrap().0, b"fine");
 }
+
+/// A persistent body that arrived in many frames is written to disk whole and comes back
+/// whole after a restart.
+#[tokio::test]
+async fn multi_frame_persistent_bodies_survive_restart() {
+    let broker = TestBroker::start().await;
+    let body: Vec<u8> = (0..70_001).map(|i| (i % 241) as u8).collect();
+    {
+        let url = format!("{}?frame_max=4096", broker.url());
+        let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.queue_declare("frames".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        publish(&ch, "", "frames", &body, persistent()).await;
+        publish(&ch, "", "frames", b"after", persistent()).await;
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+    let broker = broker.restart().await;
+    let (_conn, ch) = channel(&broker).await;
+    assert_eq!(count(&ch, "frames").await, 2);
+    let (got, _) = get_body(&ch, "frames").await.unwrap();
+    assert!(
+        got == body,
+        "the body read back from disk is the one published"
+    );
+    assert_eq!(get_body(&ch, "frames").await.unwrap().0, b"after");
+}

@@ -4,7 +4,7 @@
 //! A state enum rather than a bundle of `Option`s, so an out-of-order frame is a match arm
 //! that cannot be forgotten.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use crate::CodecError;
 
@@ -40,6 +40,9 @@ pub fn decode_content_header(mut payload: Bytes) -> Result<ContentHeader, CodecE
     })
 }
 
+/// A body's frames, in order: most bodies are one frame, held without allocating.
+pub type BodyParts = smallvec::SmallVec<[Bytes; 1]>;
+
 /// A complete message as it came off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content<M> {
@@ -47,8 +50,8 @@ pub struct Content<M> {
     pub method: M,
     /// Raw property section.
     pub properties: Bytes,
-    /// The body, one contiguous buffer.
-    pub body: Bytes,
+    /// The body, as the payloads of its frames: never joined, so never copied.
+    pub body: BodyParts,
 }
 
 /// Where a channel is in receiving one message.
@@ -65,57 +68,25 @@ pub enum ContentAssembly<M> {
         method: M,
         /// Raw property section from the header.
         properties: Bytes,
-        /// Body collected so far.
-        body: Body,
+        /// Body frames collected so far.
+        body: BodyParts,
         /// Octets still expected.
         remaining: u64,
     },
 }
 
-/// A body being collected: one frame needs no copy, several are joined once.
-#[derive(Debug, Default)]
-pub enum Body {
-    /// Nothing yet.
-    #[default]
-    Empty,
-    /// Exactly one body frame so far, kept as its zero-copy slice.
-    One(Bytes),
-    /// Several frames, joined.
-    Many(BytesMut),
-}
+/// The most body frames a collection reserves room for before they have arrived.
+const MAX_PARTS_RESERVATION: u64 = 64;
 
-/// The most a body collection reserves before its octets have arrived.
-const MAX_BODY_RESERVATION: u64 = 16 << 20;
-
-impl Body {
-    /// Add a body frame; `expected_total` counts the octets still due including it.
-    fn push(&mut self, piece: Bytes, expected_total: u64) {
-        *self = match std::mem::take(self) {
-            Self::Empty => Self::One(piece),
-            Self::One(first) => {
-                // Room for the whole body at once, so it is copied once; capped because
-                // the size comes from the peer (beyond the cap it grows as it arrives).
-                let whole = (first.len() as u64).saturating_add(expected_total);
-                let cap = whole.min(MAX_BODY_RESERVATION) as usize;
-                let mut joined = BytesMut::with_capacity(cap.max(first.len() + piece.len()));
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&piece);
-                Self::Many(joined)
-            }
-            Self::Many(mut joined) => {
-                joined.extend_from_slice(&piece);
-                Self::Many(joined)
-            }
-        };
+/// Add a body frame; `expected_total` counts the octets still due including it.
+fn push_part(body: &mut BodyParts, piece: Bytes, expected_total: u64) {
+    if body.len() == 1 {
+        // Room for every frame at once when they are the size of this one; capped
+        // because the size comes from the peer.
+        let frames = expected_total.div_ceil(piece.len().max(1) as u64);
+        body.reserve(frames.min(MAX_PARTS_RESERVATION) as usize);
     }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Self::Empty => Bytes::new(),
-            Self::One(b) => b,
-            Self::Many(b) => b.freeze(),
-        }
-    }
+    body.push(piece);
 }
 
 impl<M> ContentAssembly<M> {
@@ -185,13 +156,13 @@ impl<M> ContentAssembly<M> {
             return Ok(Some(Content {
                 method,
                 properties: header.properties,
-                body: Bytes::new(),
+                body: BodyParts::new(),
             }));
         }
         *self = Self::AwaitingBody {
             method,
             properties: header.properties,
-            body: Body::Empty,
+            body: BodyParts::new(),
             remaining: header.body_size,
         };
         Ok(None)
@@ -217,7 +188,7 @@ impl<M> ContentAssembly<M> {
         }
         *remaining -= got;
         let total = *remaining + got;
-        body.push(payload, total);
+        push_part(body, payload, total);
         if *remaining > 0 {
             return Ok(None);
         }
@@ -230,7 +201,7 @@ impl<M> ContentAssembly<M> {
             } => Ok(Some(Content {
                 method,
                 properties,
-                body: body.into_bytes(),
+                body,
             })),
             Self::Idle | Self::AwaitingHeader(_) => Ok(None),
         }
@@ -263,19 +234,21 @@ mod tests {
         assert!(a.header(header(5), 60, 1000).unwrap().is_none());
         let body = Bytes::from_static(b"hello");
         let content = a.body(body.clone()).unwrap().unwrap();
-        assert_eq!(content.body.as_ptr(), body.as_ptr());
+        assert_eq!(content.body.len(), 1);
+        assert_eq!(content.body[0].as_ptr(), body.as_ptr());
         assert!(a.is_idle());
     }
 
     #[test]
-    fn multi_frame_body_is_joined() {
+    fn multi_frame_body_keeps_its_frames() {
         let mut a = ContentAssembly::default();
         a.begin(1u8).unwrap();
         a.header(header(6), 60, 1000).unwrap();
         assert!(a.body(Bytes::from_static(b"ab")).unwrap().is_none());
         assert!(a.body(Bytes::from_static(b"cd")).unwrap().is_none());
         let c = a.body(Bytes::from_static(b"ef")).unwrap().unwrap();
-        assert_eq!(&c.body[..], b"abcdef");
+        let frames: Vec<&[u8]> = c.body.iter().map(|b| &b[..]).collect();
+        assert_eq!(frames, [&b"ab"[..], b"cd", b"ef"]);
     }
 
     #[test]

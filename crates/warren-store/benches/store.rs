@@ -20,7 +20,7 @@ fn message(size: usize) -> Message {
         exchange: Bytes::new(),
         routing_key: Bytes::from_static(b"orders"),
         properties: Bytes::from_static(&[0x10, 0, 2]),
-        body: Bytes::from(vec![b'x'; size]),
+        body: Bytes::from(vec![b'x'; size]).into(),
         persistent: true,
         priority: 0,
         expiration: None,

@@ -37,7 +37,7 @@ fn message(id: u64) -> Message {
         exchange: Bytes::new(),
         routing_key: Bytes::from_static(b"orders"),
         properties: Bytes::from_static(&[0x10, 0, 2]),
-        body: Bytes::from(vec![(id % 251) as u8; BODY]),
+        body: Bytes::from(vec![(id % 251) as u8; BODY]).into(),
         persistent: true,
         priority: 0,
         expiration: None,
@@ -109,7 +109,7 @@ fn sled_value(m: &Message) -> Vec<u8> {
     let mut v = Vec::with_capacity(m.body.len() + 64);
     v.extend_from_slice(&m.routing_key);
     v.extend_from_slice(&m.properties);
-    v.extend_from_slice(&m.body);
+    v.extend_from_slice(&m.body.to_bytes());
     v
 }
 

@@ -16,10 +16,12 @@
 //! broker's queue task decides *who* gets a message; this crate only keeps *what* is
 //! there, so it can be model-tested against a plain `VecDeque`.
 
+mod body;
 pub mod definitions;
 mod message;
 mod queue;
 pub mod segment;
 
+pub use body::Body;
 pub use message::{Message, MessageRef};
 pub use queue::{MessageId, MessageQueue, QueuedMessage};

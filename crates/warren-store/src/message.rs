@@ -4,6 +4,8 @@ use crossbeam_queue::ArrayQueue;
 
 use bytes::Bytes;
 
+use crate::Body;
+
 /// A published message, as it travels from publisher to consumers.
 ///
 /// The byte fields are slices of the publisher's read buffer where the codec allowed it:
@@ -16,8 +18,8 @@ pub struct Message {
     pub routing_key: Bytes,
     /// The raw property section, forwarded untouched.
     pub properties: Bytes,
-    /// The body.
-    pub body: Bytes,
+    /// The body, in the parts it arrived in.
+    pub body: Body,
     /// `delivery-mode` was 2.
     pub persistent: bool,
     /// The `priority` property (0 when absent).
@@ -55,7 +57,7 @@ static EMPTY: Message = Message {
     exchange: Bytes::new(),
     routing_key: Bytes::new(),
     properties: Bytes::new(),
-    body: Bytes::new(),
+    body: Body::new(),
     persistent: false,
     priority: 0,
     expiration: None,
@@ -133,7 +135,7 @@ mod tests {
         let freed = Arc::new(AtomicBool::new(false));
         let message = Message {
             routing_key: Bytes::from_static(b"rk"),
-            body: Bytes::from_owner(Watched(Arc::clone(&freed))),
+            body: Body::from(Bytes::from_owner(Watched(Arc::clone(&freed)))),
             ..Message::default()
         };
         (message, freed)
@@ -146,7 +148,7 @@ mod tests {
         let second = first.clone();
         drop(first);
         assert!(!freed.load(Ordering::SeqCst), "a holder is left");
-        assert_eq!(&second.body[..], b"body");
+        assert_eq!(&second.body.to_bytes()[..], b"body");
         drop(second);
         assert!(freed.load(Ordering::SeqCst));
     }

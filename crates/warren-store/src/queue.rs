@@ -395,7 +395,7 @@ mod tests {
             exchange: Bytes::new(),
             routing_key: Bytes::new(),
             properties: Bytes::new(),
-            body: Bytes::from(vec![n]),
+            body: Bytes::from(vec![n]).into(),
             persistent: false,
             priority: 0,
             expiration: None,
@@ -444,10 +444,10 @@ mod tests {
         q.push(msg(2), 3, None);
         q.push(msg(3), 5, None);
         let first = q.pop(true).unwrap();
-        assert_eq!((first.message.body[0], first.priority), (1, 5));
+        assert_eq!((first.message.body.to_bytes()[0], first.priority), (1, 5));
         q.requeue([first.id]);
         let order: Vec<u8> = std::iter::from_fn(|| q.pop(false))
-            .map(|m| m.message.body[0])
+            .map(|m| m.message.body.to_bytes()[0])
             .collect();
         assert_eq!(order, vec![1, 3, 2, 0]);
     }
@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(
             expired
                 .iter()
-                .map(|m| m.message.body[0])
+                .map(|m| m.message.body.to_bytes()[0])
                 .collect::<Vec<_>>(),
             vec![1]
         );
@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(q.next_expiry(), Some(1_000));
         // A delivered message does not expire; its heap entry is skipped.
         let head = q.pop(true).unwrap();
-        assert_eq!(head.message.body[0], 0);
+        assert_eq!(head.message.body.to_bytes()[0], 0);
         assert_eq!(q.next_expiry(), None);
         assert!(q.expire(5_000).is_empty());
         // Requeued, it keeps its deadline and expires.
@@ -485,7 +485,7 @@ mod tests {
         q.push(msg(0), 2, None);
         q.push(msg(1), 0, None);
         q.push(msg(2), 0, None);
-        assert_eq!(q.drop_head().unwrap().message.body[0], 1);
+        assert_eq!(q.drop_head().unwrap().message.body.to_bytes()[0], 1);
         assert_eq!(q.ready_len(), 2);
     }
 

@@ -19,7 +19,7 @@ fn message(id: u64, size: usize) -> Message {
         exchange: Bytes::from_static(b"ex"),
         routing_key: Bytes::from(format!("rk-{id}")),
         properties: Bytes::from_static(&[0x10, 0, 2]),
-        body: Bytes::from(vec![(id % 251) as u8; size]),
+        body: Bytes::from(vec![(id % 251) as u8; size]).into(),
         persistent: true,
         priority: 0,
         expiration: None,

@@ -13,7 +13,7 @@ use warren_codec::spec::{AMQPClass, confirm, tx};
 use warren_codec::table::decode_field_table;
 use warren_codec::types::{AMQPValue, FieldTable};
 use warren_router::{MessageSource, Property};
-use warren_store::{Message, MessageRef};
+use warren_store::{Body, Message, MessageRef};
 
 use super::Channel;
 use super::ack::Settle;
@@ -195,7 +195,7 @@ impl Channel {
             exchange: method.exchange,
             routing_key: method.routing_key,
             properties,
-            body,
+            body: Body::from_parts(body),
             persistent: summary.delivery_mode == Some(2),
             priority: summary.priority.unwrap_or(0),
             expiration,

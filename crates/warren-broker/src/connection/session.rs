@@ -12,6 +12,7 @@ use warren_codec::encode::{
 };
 use warren_codec::frame::max_payload;
 use warren_codec::spec::AMQPClass;
+use warren_store::Body;
 
 use super::ConnectionHandle;
 use crate::Broker;
@@ -94,11 +95,21 @@ impl Session {
     }
 
     /// Encode a content header and body frames for sending. Large bodies are not
-    /// copied: their frames point into the message.
-    pub fn send_content(&mut self, channel: u16, properties: &[u8], body: &Bytes) {
+    /// copied: their frames point into the message's parts, a frame spanning two parts
+    /// as two slices, so the framing is the same however the body arrived.
+    pub fn send_content(&mut self, channel: u16, properties: &[u8], body: &Body) {
         if body.len() < ZERO_COPY_BODY {
-            if let Err(e) = encode_content(&mut self.out, channel, properties, body, self.frame_max)
-            {
+            let result = match body.parts() {
+                [one] => encode_content(&mut self.out, channel, properties, one, self.frame_max),
+                _ => encode_content(
+                    &mut self.out,
+                    channel,
+                    properties,
+                    &body.to_bytes(),
+                    self.frame_max,
+                ),
+            };
+            if let Err(e) = result {
                 error!(channel, error = %e, "could not encode content");
             }
             return;
@@ -111,7 +122,9 @@ impl Session {
                     encode_body_frame_header(&mut self.out, channel, end - at)?;
                     let framing = self.out.split().freeze();
                     self.seal(framing);
-                    self.seal(body.slice(at..end));
+                    for slice in body.slices(at..end) {
+                        self.seal(slice);
+                    }
                     self.out.put_u8(warren_codec::FRAME_END);
                 }
                 Ok(())

@@ -288,7 +288,7 @@ mod tests {
             exchange: Bytes::from_static(b"src"),
             routing_key: Bytes::from_static(b"rk"),
             properties: Bytes::from(encode_properties(props).unwrap()),
-            body: Bytes::from_static(b"body"),
+            body: Bytes::from_static(b"body").into(),
             persistent: false,
             priority: 0,
             expiration: None,

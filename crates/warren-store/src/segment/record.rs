@@ -74,7 +74,9 @@ pub(crate) fn encode_message(
     out.put_u32(u32::try_from(m.properties.len()).unwrap_or(u32::MAX));
     out.put_slice(&m.properties);
     out.put_u32(u32::try_from(m.body.len()).unwrap_or(u32::MAX));
-    out.put_slice(&m.body);
+    for part in m.body.parts() {
+        out.put_slice(part);
+    }
     let crc = crc32c::crc32c(&out[start + HEADER..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
 }
@@ -218,7 +220,7 @@ fn parse_covered(covered: &Bytes) -> Option<StoredMessage> {
             exchange,
             routing_key,
             properties,
-            body,
+            body: body.into(),
             persistent: flags & 1 != 0,
             priority,
             expiration: None,
@@ -266,7 +268,7 @@ mod tests {
             exchange: Bytes::from_static(b"x"),
             routing_key: Bytes::from_static(b"rk"),
             properties: Bytes::from_static(&[0x10, 0, 2]),
-            body: Bytes::copy_from_slice(body),
+            body: Bytes::copy_from_slice(body).into(),
             persistent: true,
             priority: 3,
             expiration: None,
@@ -292,7 +294,7 @@ mod tests {
         );
         assert_eq!(size, buf.len());
         assert_eq!((m.id, m.priority, m.expires_unix_ms), (7, 3, Some(123)));
-        assert_eq!(&m.message.body[..], b"hello");
+        assert_eq!(&m.message.body.to_bytes()[..], b"hello");
         for cut in 1..buf.len() {
             assert_eq!(
                 decode_message(&buf.slice(..cut)),
