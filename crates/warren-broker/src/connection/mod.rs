@@ -51,8 +51,6 @@ fn partial_frame_len(buf: &[u8]) -> usize {
         _ => 0,
     }
 }
-/// Stop taking deliveries from queues while this much is waiting for the socket.
-const WRITE_HIGH_WATER: usize = 512 * 1024;
 /// RabbitMQ accepts frames whose *payload* reaches frame_max (it measures 8 octets
 /// generously); so do we, so that clients it accepts are not refused here.
 const FRAME_SIZE_FUDGE: u32 = 8;
@@ -136,6 +134,7 @@ async fn serve_socket(
         parked: Vec::new(),
         sealed: std::collections::VecDeque::new(),
         sealed_len: 0,
+        borrowed_len: 0,
     };
     let now = Instant::now();
     let connection = Connection {
@@ -188,7 +187,7 @@ impl Connection {
                 self.io.rbuf.reserve(need.max(READ_CHUNK));
             }
             let deadline = self.next_deadline();
-            let take_outbound = self.session.pending_len() < WRITE_HIGH_WATER;
+            let take_outbound = self.session.has_room();
             let flow = tokio::select! {
                 read = self.io.rd.read_buf(&mut self.io.rbuf) => match read {
                     Ok(0) | Err(_) => Flow::Stop,
@@ -313,7 +312,7 @@ impl Connection {
     /// Take whatever else queues have sent, up to the write high-water mark, so that
     /// many deliveries go out in one write.
     fn drain_outbound(&mut self) {
-        while self.session.pending_len() < WRITE_HIGH_WATER {
+        while self.session.has_room() {
             match self.out_rx.try_recv() {
                 Ok(item) => self.on_outbound(item),
                 Err(_) => break,
