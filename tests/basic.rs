@@ -121,9 +121,9 @@ async fn large_and_empty_bodies_round_trip() {
     assert!(get(&ch, "sizes", true).await.is_none());
 }
 
-/// Bodies are kept as the frames they arrived in; a consumer whose frame_max differs
-/// from the publisher's must still get them whole and in order, in frames that fit its
-/// own limit.
+/// Bodies in large frames are kept as those frames, small frames are joined; either
+/// way a consumer whose frame_max differs from the publisher's must get them whole and
+/// in order, in frames that fit its own limit.
 #[tokio::test]
 async fn bodies_cross_between_connections_with_different_frame_sizes() {
     let broker = TestBroker::start().await;

@@ -847,16 +847,10 @@ async fn a_failing_disk_never_leads_to_a_confirm() {
 #[tokio::test]
 async fn multi_frame_persistent_bodies_survive_restart() {
     let broker = TestBroker::start().await;
-    let body: Vec<u8> = (0..70_001).map(|i| (i % 241) as u8).collect();
+    // Three 128 KiB frames: kept as three parts, written to the log one after another.
+    let body: Vec<u8> = (0..300_001).map(|i| (i % 241) as u8).collect();
     {
-        let url = format!("{}?frame_max=4096", broker.url());
-        let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        let (conn, ch) = confirming(&broker).await;
         ch.queue_declare("frames".into(), durable(), FieldTable::default())
             .await
             .unwrap();

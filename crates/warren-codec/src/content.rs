@@ -4,7 +4,7 @@
 //! A state enum rather than a bundle of `Option`s, so an out-of-order frame is a match arm
 //! that cannot be forgotten.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::CodecError;
 
@@ -69,24 +69,55 @@ pub enum ContentAssembly<M> {
         /// Raw property section from the header.
         properties: Bytes,
         /// Body frames collected so far.
-        body: BodyParts,
+        body: BodyCollector,
         /// Octets still expected.
         remaining: u64,
     },
 }
 
-/// The most body frames a collection reserves room for before they have arrived.
-const MAX_PARTS_RESERVATION: u64 = 64;
+/// Frames at least this large are kept as they came; smaller ones are copied together.
+/// A part costs a `Bytes` (32 octets) and pins its read buffer, so a peer sending a
+/// large body in one-octet frames must not get one part per octet.
+const MIN_PART: usize = 16 * 1024;
 
-/// Add a body frame; `expected_total` counts the octets still due including it.
-fn push_part(body: &mut BodyParts, piece: Bytes, expected_total: u64) {
-    if body.len() == 1 {
-        // Room for every frame at once when they are the size of this one; capped
-        // because the size comes from the peer.
-        let frames = expected_total.div_ceil(piece.len().max(1) as u64);
-        body.reserve(frames.min(MAX_PARTS_RESERVATION) as usize);
+/// The most a copied run of small frames reserves before its octets have arrived.
+const MAX_RUN_RESERVATION: u64 = 1 << 20;
+
+/// A body being collected: large frames as they are, runs of small ones joined.
+#[derive(Debug, Default)]
+pub struct BodyCollector {
+    parts: BodyParts,
+    /// Small frames copied together since the last large one.
+    run: BytesMut,
+}
+
+impl BodyCollector {
+    /// Add a body frame; `expected_total` counts the octets still due including it.
+    fn push(&mut self, piece: Bytes, expected_total: u64) {
+        let whole =
+            self.parts.is_empty() && self.run.is_empty() && piece.len() as u64 == expected_total;
+        if whole || piece.len() >= MIN_PART {
+            self.end_run();
+            self.parts.push(piece);
+        } else {
+            if self.run.is_empty() {
+                self.run
+                    .reserve(expected_total.min(MAX_RUN_RESERVATION) as usize);
+            }
+            self.run.extend_from_slice(&piece);
+        }
     }
-    body.push(piece);
+
+    fn end_run(&mut self) {
+        if !self.run.is_empty() {
+            self.parts.push(self.run.split().freeze());
+        }
+    }
+
+    fn finish(mut self) -> BodyParts {
+        self.end_run();
+        self.parts
+    }
 }
 
 impl<M> ContentAssembly<M> {
@@ -162,7 +193,7 @@ impl<M> ContentAssembly<M> {
         *self = Self::AwaitingBody {
             method,
             properties: header.properties,
-            body: BodyParts::new(),
+            body: BodyCollector::default(),
             remaining: header.body_size,
         };
         Ok(None)
@@ -188,7 +219,7 @@ impl<M> ContentAssembly<M> {
         }
         *remaining -= got;
         let total = *remaining + got;
-        push_part(body, payload, total);
+        body.push(payload, total);
         if *remaining > 0 {
             return Ok(None);
         }
@@ -201,7 +232,7 @@ impl<M> ContentAssembly<M> {
             } => Ok(Some(Content {
                 method,
                 properties,
-                body,
+                body: body.finish(),
             })),
             Self::Idle | Self::AwaitingHeader(_) => Ok(None),
         }
@@ -240,15 +271,46 @@ mod tests {
     }
 
     #[test]
-    fn multi_frame_body_keeps_its_frames() {
+    fn small_frames_are_joined_into_one_part() {
         let mut a = ContentAssembly::default();
         a.begin(1u8).unwrap();
         a.header(header(6), 60, 1000).unwrap();
         assert!(a.body(Bytes::from_static(b"ab")).unwrap().is_none());
         assert!(a.body(Bytes::from_static(b"cd")).unwrap().is_none());
         let c = a.body(Bytes::from_static(b"ef")).unwrap().unwrap();
-        let frames: Vec<&[u8]> = c.body.iter().map(|b| &b[..]).collect();
-        assert_eq!(frames, [&b"ab"[..], b"cd", b"ef"]);
+        let parts: Vec<&[u8]> = c.body.iter().map(|b| &b[..]).collect();
+        assert_eq!(parts, [&b"abcdef"[..]]);
+    }
+
+    #[test]
+    fn large_frames_are_kept_without_copying_and_small_runs_between_them_joined() {
+        let large = |fill: u8| Bytes::from(vec![fill; MIN_PART]);
+        let (first, last) = (large(1), large(2));
+        let size = 2 * MIN_PART as u64 + 3;
+        let mut a = ContentAssembly::default();
+        a.begin(()).unwrap();
+        a.header(header(size), 60, u64::MAX).unwrap();
+        assert!(a.body(first.clone()).unwrap().is_none());
+        assert!(a.body(Bytes::from_static(b"x")).unwrap().is_none());
+        assert!(a.body(Bytes::from_static(b"yz")).unwrap().is_none());
+        let c = a.body(last.clone()).unwrap().unwrap();
+        assert_eq!(c.body.len(), 3);
+        assert_eq!(c.body[0].as_ptr(), first.as_ptr());
+        assert_eq!(&c.body[1][..], b"xyz");
+        assert_eq!(c.body[2].as_ptr(), last.as_ptr());
+    }
+
+    #[test]
+    fn a_body_in_one_octet_frames_is_one_part() {
+        let mut a = ContentAssembly::default();
+        a.begin(()).unwrap();
+        a.header(header(1000), 60, u64::MAX).unwrap();
+        for _ in 0..999 {
+            assert!(a.body(Bytes::from_static(b"o")).unwrap().is_none());
+        }
+        let c = a.body(Bytes::from_static(b"o")).unwrap().unwrap();
+        assert_eq!(c.body.len(), 1);
+        assert_eq!(c.body[0].len(), 1000);
     }
 
     #[test]
