@@ -792,11 +792,20 @@ async fn a_failing_disk_never_leads_to_a_confirm() {
             .await
             .unwrap();
     }
-    // The queue's directory: the one whose own record names it.
-    let dir = queue_dirs(&broker.data_dir())
-        .into_iter()
-        .find(|d| std::fs::read_to_string(d.join("queue.def")).is_ok_and(|s| s.contains("doomed")))
-        .expect("the queue's directory");
+    // The queue's directory: the one whose own record names it. The queue task writes
+    // that record when it opens its log, which may be just after declare-ok (the
+    // definition store has the queue by then).
+    let mut dir = None;
+    for _ in 0..500 {
+        dir = queue_dirs(&broker.data_dir()).into_iter().find(|d| {
+            std::fs::read_to_string(d.join("queue.def")).is_ok_and(|s| s.contains("doomed"))
+        });
+        if dir.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let dir = dir.expect("the queue's directory");
     std::os::unix::fs::symlink("/dev/full", dir.join("0000000001.msg")).unwrap();
 
     // 100 KiB messages: the first segment (8 MiB) fills after about 80.
