@@ -81,7 +81,8 @@ pub fn max_payload(frame_max: u32) -> u32 {
 /// Split one complete frame off the front of `buf`.
 ///
 /// Returns `Ok(None)` while the frame is incomplete (the buffer is left untouched, and
-/// room for the rest of the frame is reserved). Errors leave the connection unusable:
+/// room for the rest of the frame and the next frame's header is reserved, so that a
+/// reader can learn the next frame's size before its payload arrives). Errors leave the connection unusable:
 /// the caller closes it with the error's reply code.
 pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, CodecError> {
     let Some(header) = buf.get(..FRAME_HEADER_SIZE) else {
@@ -100,7 +101,7 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     let size = size as usize;
     let total = FRAME_OVERHEAD + size;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        buf.reserve(total - buf.len() + FRAME_HEADER_SIZE);
         return Ok(None);
     }
     let end = buf[FRAME_HEADER_SIZE + size];

@@ -5,6 +5,7 @@
 mod frames;
 mod handle;
 mod handshake;
+mod read_plan;
 mod session;
 
 use foldhash::{HashMap, HashMapExt};
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -34,23 +35,17 @@ use crate::error::{AmqpException, is_fatal_framing};
 use crate::queue::QueueCmd;
 use crate::server::stopped;
 use handshake::{Refused, handshake, refuse};
+use read_plan::{READ_CHUNK, ReadPlan};
 
-/// Read buffer kept free before each read.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// The most the read buffer reserves ahead for one frame (the size is the peer's claim;
-/// `decode_frame` refuses frames over `frame_max` once it is negotiated).
-const MAX_FRAME_RESERVATION: usize = 4 << 20;
-
-/// The whole size of the frame whose header opens `buf`, when the header is in.
-fn partial_frame_len(buf: &[u8]) -> usize {
-    match buf.get(3..7) {
-        Some(&[a, b, c, d]) => (u32::from_be_bytes([a, b, c, d]) as usize)
-            .saturating_add(warren_codec::FRAME_OVERHEAD)
-            .min(MAX_FRAME_RESERVATION),
-        _ => 0,
-    }
+/// Read at most `limit` octets onto the end of `buf`.
+async fn read_some(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    limit: usize,
+) -> std::io::Result<usize> {
+    rd.read_buf(&mut buf.limit(limit)).await
 }
+
 /// RabbitMQ accepts frames whose *payload* reaches frame_max (it measures 8 octets
 /// generously); so do we, so that clients it accepts are not refused here.
 const FRAME_SIZE_FUDGE: u32 = 8;
@@ -148,6 +143,7 @@ async fn serve_socket(
         last_read: now,
         last_write: now,
         closing: None,
+        read_plan: ReadPlan::default(),
     };
     connection.serve(stop).await;
     debug!("closed");
@@ -173,23 +169,17 @@ pub(crate) struct Connection {
     /// Last time bytes went out (a write or a heartbeat queued).
     last_write: Instant,
     closing: Option<Closing>,
+    read_plan: ReadPlan,
 }
 
 impl Connection {
     async fn serve(mut self, mut stop: watch::Receiver<bool>) {
         loop {
-            // Room for the rest of a frame that has begun to arrive, so a large frame is
-            // read in place rather than moved each time the buffer grows.
-            let need = partial_frame_len(&self.io.rbuf)
-                .saturating_sub(self.io.rbuf.len())
-                .max(READ_CHUNK / 4);
-            if self.io.rbuf.capacity() - self.io.rbuf.len() < need {
-                self.io.rbuf.reserve(need.max(READ_CHUNK));
-            }
+            let read_limit = self.read_plan.prepare(&mut self.io.rbuf);
             let deadline = self.next_deadline();
             let take_outbound = self.session.has_room();
             let flow = tokio::select! {
-                read = self.io.rd.read_buf(&mut self.io.rbuf) => match read {
+                read = read_some(&mut self.io.rd, &mut self.io.rbuf, read_limit) => match read {
                     Ok(0) | Err(_) => Flow::Stop,
                     Ok(_) => {
                         self.last_read = Instant::now();
