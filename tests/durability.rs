@@ -803,7 +803,7 @@ async fn a_failing_disk_never_leads_to_a_confirm() {
         if dir.is_some() {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let dir = dir.expect("the queue's directory");
     std::os::unix::fs::symlink("/dev/full", dir.join("0000000001.msg")).unwrap();
