@@ -82,8 +82,8 @@ pub fn max_payload(frame_max: u32) -> u32 {
 ///
 /// Returns `Ok(None)` while the frame is incomplete (the buffer is left untouched, and
 /// room for the rest of the frame and the next frame's header is reserved, so that a
-/// reader can learn the next frame's size before its payload arrives). Errors leave the connection unusable:
-/// the caller closes it with the error's reply code.
+/// reader can learn the next frame's size before its payload arrives). Errors leave the
+/// connection unusable: the caller closes it with the error's reply code.
 pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, CodecError> {
     let Some(header) = buf.get(..FRAME_HEADER_SIZE) else {
         return Ok(None);

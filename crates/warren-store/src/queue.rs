@@ -304,13 +304,13 @@ impl MessageQueue {
         expired
     }
 
-    /// The earliest deadline of a ready message, if any.
     /// Might any message expire? (Cheap: lets a queue without TTLs skip the clock.)
     #[must_use]
     pub fn has_expiries(&self) -> bool {
         !self.expiries.is_empty()
     }
 
+    /// The earliest deadline of a ready message, if any.
     pub fn next_expiry(&mut self) -> Option<Deadline> {
         // Entries of messages that were delivered meanwhile are dropped lazily.
         while let Some(Reverse((deadline, id, priority))) = self.expiries.peek().copied() {
