@@ -146,20 +146,21 @@ async fn throughput(args: &Args, target: &Target) -> Res<()> {
         if args.confirm.is_some() || args.confirm_latency {
             c.confirm_select().await?;
         }
+        let plan = Plan {
+            confirm: args.confirm,
+            rate: args.rate,
+            limit: args.messages,
+            stamp: args.latency,
+        };
         if args.confirm_latency {
             producers.push(tokio::spawn(publisher::produce_one_at_a_time(
                 c,
                 batch,
+                plan,
                 shared.clone(),
                 recorder.clone(),
             )));
         } else {
-            let plan = Plan {
-                confirm: args.confirm,
-                rate: args.rate,
-                limit: args.messages,
-                stamp: args.latency,
-            };
             producers.push(tokio::spawn(publisher::produce(
                 c,
                 batch,
