@@ -593,3 +593,74 @@ async fn empty_queue_name_means_the_last_declared_queue() {
     .await
     .unwrap();
 }
+
+/// Publishes without confirms are handed to queues in batches; a method that follows
+/// them in the same burst of input must still see every one of them, for each queue.
+#[tokio::test]
+async fn methods_after_a_burst_of_publishes_see_all_of_them_in_order() {
+    use warren_codec::method::Method;
+    use warren_codec::spec::{AMQPClass, basic, queue};
+    use warren_e2e::raw::{method_frame, publish_frames};
+
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::open(broker.addr()).await;
+    let declare = |name: &str, passive: bool| {
+        method_frame(
+            1,
+            &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                queue: name.into(),
+                passive,
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                nowait: false,
+                arguments: Default::default(),
+            })),
+        )
+    };
+    for name in ["burst-a", "burst-b"] {
+        c.send(&declare(name, false)).await;
+        c.read_method().await.unwrap();
+    }
+    // One write: 300 publishes alternating between the queues (more per queue than
+    // one batch holds), then a passive declare of the one and a get from the other.
+    let mut burst = Vec::new();
+    for i in 0..150 {
+        burst.extend(publish_frames(
+            1,
+            "",
+            "burst-a",
+            &[],
+            format!("a-{i}").as_bytes(),
+        ));
+        burst.extend(publish_frames(
+            1,
+            "",
+            "burst-b",
+            &[],
+            format!("b-{i}").as_bytes(),
+        ));
+    }
+    burst.extend(declare("burst-a", true));
+    burst.extend(method_frame(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: "burst-b".into(),
+            no_ack: true,
+        })),
+    ));
+    c.send(&burst).await;
+    let (_, declared) = c.read_method().await.unwrap();
+    let Method::Other(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))) = declared else {
+        panic!("expected declare-ok, got {declared:?}");
+    };
+    assert_eq!(ok.message_count, 150);
+    let (_, got) = c.read_method().await.unwrap();
+    let Method::Other(AMQPClass::Basic(basic::AMQPMethod::GetOk(ok))) = got else {
+        panic!("expected get-ok, got {got:?}");
+    };
+    assert_eq!(ok.message_count, 149);
+    let _header = c.read_frame().await.unwrap();
+    let body = c.read_frame().await.unwrap();
+    assert_eq!(&body.payload[..], b"b-0");
+}

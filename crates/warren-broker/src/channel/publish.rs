@@ -264,21 +264,23 @@ impl Channel {
                     }
                     _ => None,
                 };
-                let asks = confirm.is_some();
-                let sent = s.send_to_queue(
-                    &queue,
-                    QueueCmd::Publish {
-                        // The last queue takes the message itself rather than a count.
-                        message: if i == last {
-                            std::mem::take(&mut message)
-                        } else {
-                            message.clone()
-                        },
-                        confirm,
-                    },
-                );
-                if asks && sent {
-                    waiting += 1;
+                // The last queue takes the message itself rather than a count.
+                let message = if i == last {
+                    std::mem::take(&mut message)
+                } else {
+                    message.clone()
+                };
+                match confirm {
+                    None => s.gather_publish(&queue, message),
+                    Some(confirm) => {
+                        let cmd = QueueCmd::Publish {
+                            message,
+                            confirm: Some(confirm),
+                        };
+                        if s.send_to_queue(&queue, cmd) {
+                            waiting += 1;
+                        }
+                    }
                 }
             }
         }

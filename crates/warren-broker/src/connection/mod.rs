@@ -127,6 +127,7 @@ async fn serve_socket(
         confirms_due: Vec::new(),
         ack_deadline: None,
         parked: Vec::new(),
+        publishes: smallvec::SmallVec::new(),
         sealed: std::collections::VecDeque::new(),
         sealed_len: 0,
         borrowed_len: 0,
@@ -242,14 +243,26 @@ impl Connection {
             };
             let flow = match self.on_publish_frame(frame) {
                 Ok(flow) => flow,
-                Err(frame) => self.on_frame(frame).await,
+                Err(frame) => {
+                    // Any other method may depend on what was published before it (a
+                    // passive declare counts it, a get takes it): queues get it first.
+                    self.session.send_publishes();
+                    self.on_frame(frame).await
+                }
             };
+            if flow == Flow::Stop {
+                self.session.send_publishes();
+            }
             if !self.session.parked.is_empty() {
                 self.session.send_parked().await;
             }
             if flow == Flow::Stop {
                 return Flow::Stop;
             }
+        }
+        self.session.send_publishes();
+        if !self.session.parked.is_empty() {
+            self.session.send_parked().await;
         }
         self.flush_confirms();
         Flow::Continue
@@ -267,9 +280,12 @@ impl Connection {
         match item {
             Outbound::Deliver(delivery) => {
                 self.session.handle.window.release(1);
-                match self.channels.get_mut(&delivery.channel) {
-                    Some(channel) => channel.deliver(&mut self.session, delivery),
-                    None => bounce(delivery),
+                self.deliver(delivery);
+            }
+            Outbound::Deliveries(deliveries) => {
+                self.session.handle.window.release(deliveries.len() as u32);
+                for delivery in deliveries {
+                    self.deliver(delivery);
                 }
             }
             Outbound::Confirm { channel, seq, ack } => {
@@ -296,6 +312,13 @@ impl Connection {
                     ch.consumer_cancelled(&mut self.session, consumer_id, &consumer_tag);
                 }
             }
+        }
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        match self.channels.get_mut(&delivery.channel) {
+            Some(channel) => channel.deliver(&mut self.session, delivery),
+            None => bounce(delivery),
         }
     }
 
@@ -427,7 +450,7 @@ impl Connection {
         // No queue may send us anything from now on; what was sent comes back.
         self.out_rx.close();
         while let Ok(item) = self.out_rx.try_recv() {
-            if let Outbound::Deliver(delivery) = item {
+            for delivery in item.into_deliveries() {
                 bounce(delivery);
             }
         }

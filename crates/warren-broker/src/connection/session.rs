@@ -6,19 +6,25 @@ use std::io::IoSlice;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
 use tracing::error;
 use warren_codec::encode::{
     encode_body_frame_header, encode_content, encode_content_header, encode_method,
 };
 use warren_codec::frame::max_payload;
 use warren_codec::spec::AMQPClass;
-use warren_store::Body;
+use warren_store::{Body, MessageRef};
 
 use super::ConnectionHandle;
 use crate::Broker;
-use crate::queue::{ConnectionId, QueueCmd, QueueRef};
+use crate::queue::{ConnectionId, QueueCmd, QueueRef, TrySendError};
 use crate::vhost::VHost;
 
+/// Gathered publishes for one queue sent as one command at most: bounds how far a
+/// queue's inbox, which counts commands, stretches in messages.
+const MAX_PUBLISH_RUN: usize = 128;
+/// Room first reserved for the publishes gathered for one queue.
+const PUBLISH_RUN_CAPACITY: usize = 16;
 /// Bodies from this size on are written from the message itself, not copied.
 const ZERO_COPY_BODY: usize = 32 * 1024;
 /// Slices handed to one vectored write (Linux takes up to 1024).
@@ -32,7 +38,7 @@ const COPIED_HIGH_WATER: usize = 512 * 1024;
 const TOTAL_HIGH_WATER: usize = 4 * 1024 * 1024;
 
 /// The slices of one vectored write; on the stack in the usual case of a few.
-pub(crate) type IoSlices<'a> = smallvec::SmallVec<[IoSlice<'a>; 8]>;
+pub(crate) type IoSlices<'a> = SmallVec<[IoSlice<'a>; 8]>;
 
 /// Per-connection context handed to channel handlers.
 #[derive(Debug)]
@@ -67,30 +73,76 @@ pub(crate) struct Session {
     /// handles another frame, so routing itself never waits and the order per queue
     /// holds.
     pub parked: Vec<(QueueRef, QueueCmd)>,
+    /// Publishes that wait for no verdict, gathered per queue while one batch of input
+    /// is handled and sent as one command per queue ([`Session::send_publishes`]): a
+    /// queue's inbox is the busiest channel in the broker, and one operation per batch
+    /// instead of one per message is a visible share of a small message's cost.
+    pub(super) publishes: SmallVec<[(QueueRef, Vec<MessageRef>); 2]>,
 }
 
 impl Session {
     /// Hand a command to a queue without waiting: at once if its inbox has room,
     /// otherwise parked for [`Session::send_parked`]. `false` if the queue is gone.
     pub fn send_to_queue(&mut self, queue: &QueueRef, cmd: QueueCmd) -> bool {
+        // Whatever was gathered goes first, so each queue sees commands in the order
+        // they were routed.
+        self.send_publishes();
+        self.hand_to_queue(queue, cmd)
+    }
+
+    /// Gather a publish that waits for no verdict; it goes to the queue with the
+    /// rest of this batch of input by [`Session::send_publishes`], which the connection
+    /// calls before it handles any other kind of frame and when the batch is done.
+    pub fn gather_publish(&mut self, queue: &QueueRef, message: MessageRef) {
+        let at = match self.publishes.iter().position(|(q, _)| q == queue) {
+            Some(at) => at,
+            None => {
+                self.publishes
+                    .push((queue.clone(), Vec::with_capacity(PUBLISH_RUN_CAPACITY)));
+                self.publishes.len() - 1
+            }
+        };
+        let messages = &mut self.publishes[at].1;
+        messages.push(message);
+        if messages.len() >= MAX_PUBLISH_RUN {
+            let (queue, messages) = self.publishes.swap_remove(at);
+            self.hand_to_queue(&queue, QueueCmd::PublishMany(messages));
+        }
+    }
+
+    /// Hand every gathered publish to its queue (or park it, if the queue's inbox is
+    /// full).
+    pub fn send_publishes(&mut self) {
+        if self.publishes.is_empty() {
+            return;
+        }
+        for (queue, messages) in std::mem::take(&mut self.publishes) {
+            self.hand_to_queue(&queue, QueueCmd::PublishMany(messages));
+        }
+    }
+
+    /// At once if the queue's inbox has room and nothing is parked ahead, else parked.
+    /// A queue that is gone drops the command.
+    fn hand_to_queue(&mut self, queue: &QueueRef, cmd: QueueCmd) -> bool {
         if !self.parked.is_empty() {
             self.parked.push((queue.clone(), cmd));
             return true;
         }
         match queue.try_send(cmd) {
             Ok(()) => true,
-            Err(tokio::sync::mpsc::error::TrySendError::Full(cmd)) => {
+            Err(TrySendError::Full(cmd)) => {
                 self.parked.push((queue.clone(), cmd));
                 true
             }
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed) => false,
         }
     }
 
-    /// Send every parked command, waiting for room in each queue's inbox. A command
-    /// for a queue deleted meanwhile is dropped, and with it any confirm ticket,
-    /// which then answers for itself.
+    /// Send every gathered and parked command, waiting for room in each queue's inbox.
+    /// A command for a queue deleted meanwhile is dropped, and with it any confirm
+    /// ticket, which then answers for itself.
     pub async fn send_parked(&mut self) {
+        self.send_publishes();
         for (queue, cmd) in std::mem::take(&mut self.parked) {
             queue.send(cmd).await;
         }

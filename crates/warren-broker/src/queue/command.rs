@@ -103,6 +103,9 @@ pub(crate) enum QueueCmd {
         message: MessageRef,
         confirm: Option<ConfirmTicket>,
     },
+    /// Enqueue routed messages that wait for no verdict, in order: what one
+    /// connection routed to this queue from one batch of input, sent as one command.
+    PublishMany(Vec<MessageRef>),
     /// Register a consumer.
     Consume {
         consumer: Consumer,

@@ -6,6 +6,7 @@ mod consumers;
 mod dead_letter;
 mod delivery_count;
 mod durable;
+mod inbox;
 mod task;
 
 use std::fmt;
@@ -14,7 +15,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tracing::debug;
 use warren_codec::types::FieldTable;
 
@@ -22,6 +23,8 @@ use crate::queue_args::QueueConfig;
 
 pub(crate) use command::{ConfirmTicket, GetReply, Ids, QueueCmd};
 pub(crate) use consumers::Consumer;
+use inbox::InboxSender;
+pub(crate) use inbox::TrySendError;
 pub(crate) use task::spawn_queue;
 
 /// Identifies a connection for exclusivity checks.
@@ -56,7 +59,7 @@ pub(crate) struct QueueStorage {
 pub(crate) struct QueueShared {
     id: u64,
     pub spec: QueueSpec,
-    tx: mpsc::Sender<QueueCmd>,
+    tx: InboxSender,
     /// Woken when credit a consumer of this queue was waiting for comes back.
     pub kick: Arc<Notify>,
 }
@@ -67,7 +70,7 @@ pub(crate) struct QueueShared {
 pub(crate) struct QueueRef(Arc<QueueShared>);
 
 impl QueueRef {
-    fn new(spec: QueueSpec, tx: mpsc::Sender<QueueCmd>) -> Self {
+    fn new(spec: QueueSpec, tx: InboxSender) -> Self {
         Self(Arc::new(QueueShared {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             spec,
@@ -84,11 +87,11 @@ impl QueueRef {
     /// Send a command, waiting while the queue's inbox is full (this is how publishers
     /// feel back-pressure). `false` if the queue is gone.
     pub async fn send(&self, cmd: QueueCmd) -> bool {
-        self.tx.send(cmd).await.is_ok()
+        self.tx.send(cmd).await
     }
 
     /// Send a command if the queue's inbox has room.
-    pub fn try_send(&self, cmd: QueueCmd) -> Result<(), mpsc::error::TrySendError<QueueCmd>> {
+    pub fn try_send(&self, cmd: QueueCmd) -> Result<(), TrySendError> {
         self.tx.try_send(cmd)
     }
 
@@ -98,13 +101,13 @@ impl QueueRef {
     pub fn send_soon(&self, cmd: QueueCmd) {
         match self.tx.try_send(cmd) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(cmd)) => {
+            Err(TrySendError::Full(cmd)) => {
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     let _ = tx.send(cmd).await;
                 });
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(TrySendError::Closed) => {
                 debug!(queue = %self.name(), "command for a deleted queue dropped");
             }
         }

@@ -12,10 +12,12 @@ use tracing::{debug, error, trace, warn};
 use warren_codec::ReplyCode;
 use warren_codec::table::encode_field_table;
 use warren_store::definitions::{QueueDef, mark_deleted};
-use warren_store::{MessageQueue, MessageRef, QueuedMessage};
+use warren_store::segment::Location;
+use warren_store::{MessageId, MessageQueue, MessageRef, QueuedMessage};
 
 use super::dead_letter::{Reason, dead_letter, is_cycle};
 use super::durable::{DurableLog, unix_ms};
+use super::inbox::{InboxReceiver, inbox};
 use super::{
     ConfirmTicket, Consumer, GetReply, Ids, QueueCmd, QueueRef, QueueSpec, QueueStorage,
     consumers::Consumers,
@@ -32,6 +34,9 @@ const COMMAND_BATCH: usize = 256;
 /// Deliveries prepared before they are sent: for a durable queue, their "delivered"
 /// records are written in one go before any of them leaves.
 const DELIVER_BATCH: usize = 256;
+/// Room first reserved for a run of deliveries to one consumer: most runs at high rates
+/// are a few dozen; longer ones grow the vector.
+const DELIVER_RUN_CAPACITY: usize = 32;
 
 /// A durable queue keeps at most this many ready messages (or body octets) in memory;
 /// beyond, new messages wait on disk only, in its backlog.
@@ -44,7 +49,7 @@ const PAGE_IN_BYTES: usize = 2 * 1024 * 1024;
 
 /// Create a queue and start its task.
 pub(crate) fn spawn_queue(spec: QueueSpec, vhost: Weak<VHost>, capacity: usize) -> QueueRef {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (tx, rx) = inbox(capacity);
     let config = spec.config.clone();
     let queue = QueueRef::new(spec, tx);
     let now = Instant::now();
@@ -95,7 +100,7 @@ struct QueueTask {
 }
 
 impl QueueTask {
-    async fn run(mut self, mut rx: mpsc::Receiver<QueueCmd>) {
+    async fn run(mut self, mut rx: InboxReceiver) {
         if let Some(storage) = self.queue.spec.storage.clone() {
             self.open_log(storage).await;
         }
@@ -119,7 +124,7 @@ impl QueueTask {
                 }
             }
             for _ in 0..COMMAND_BATCH {
-                let Ok(cmd) = rx.try_recv() else { break };
+                let Some(cmd) = rx.try_recv() else { break };
                 if self.handle(cmd) == Next::Stop || self.finished {
                     break 'run;
                 }
@@ -286,6 +291,11 @@ impl QueueTask {
     fn handle(&mut self, cmd: QueueCmd) -> Next {
         match cmd {
             QueueCmd::Publish { message, confirm } => self.publish(message, confirm),
+            QueueCmd::PublishMany(messages) => {
+                for message in messages {
+                    self.publish(message, None);
+                }
+            }
             QueueCmd::Consume { consumer, reply } => {
                 self.last_used = Instant::now();
                 let result = self.consume(consumer);
@@ -686,43 +696,60 @@ impl QueueTask {
                 log.write_acks();
             }
             let mut gone: SmallVec<[u64; 2]> = SmallVec::new();
-            for (at, delivery) in outbox.drain(..) {
+            let mut drained = outbox.drain(..).peekable();
+            while let Some((at, first)) = drained.next() {
+                // A run of deliveries to one consumer goes to its connection as one item.
+                let item = if drained.peek().is_some_and(|(next, _)| *next == at) {
+                    let mut run = Vec::with_capacity(DELIVER_RUN_CAPACITY);
+                    run.push(first);
+                    while let Some((_, d)) = drained.next_if(|(next, _)| *next == at) {
+                        run.push(d);
+                    }
+                    Outbound::Deliveries(run)
+                } else {
+                    Outbound::Deliver(first)
+                };
+                // No-ack deliveries of a durable queue leave its log once sent.
+                let removed: SmallVec<[(Location, MessageId, bool); 8]> = if self.durable.is_some()
+                {
+                    item.deliveries()
+                        .iter()
+                        .filter(|d| d.no_ack)
+                        .filter_map(|d| {
+                            let m = &d.message;
+                            m.location.map(|loc| (loc, m.id, m.message.persistent))
+                        })
+                        .collect()
+                } else {
+                    SmallVec::new()
+                };
                 let consumer = self.consumers.get(at);
-                let removed = delivery
-                    .message
-                    .location
-                    .filter(|_| delivery.no_ack)
-                    .map(|loc| {
-                        (
-                            loc,
-                            delivery.message.id,
-                            delivery.message.message.persistent,
-                        )
-                    });
-                match consumer.conn.tx.send(Outbound::Deliver(delivery)) {
+                match consumer.conn.tx.send(item) {
                     Ok(()) => {
-                        if let (Some((loc, id, persistent)), Some(log)) =
-                            (removed, self.durable.as_mut())
-                        {
-                            log.removed(loc, id, persistent);
+                        if let Some(log) = self.durable.as_mut() {
+                            for (loc, id, persistent) in removed {
+                                log.removed(loc, id, persistent);
+                            }
                         }
                     }
-                    Err(mpsc::error::SendError(Outbound::Deliver(bounced))) => {
-                        // The consumer's connection has gone: take the message back, drop
+                    Err(mpsc::error::SendError(bounced)) => {
+                        // The consumer's connection has gone: take the messages back, drop
                         // the consumer.
-                        consumer.untake();
                         if !gone.contains(&consumer.id) {
                             gone.push(consumer.id);
                         }
-                        if bounced.no_ack {
-                            self.store.put_back(bounced.message);
-                        } else {
-                            self.store.return_undelivered([bounced.message.id]);
+                        for bounced in bounced.into_deliveries() {
+                            consumer.untake();
+                            if bounced.no_ack {
+                                self.store.put_back(bounced.message);
+                            } else {
+                                self.store.return_undelivered([bounced.message.id]);
+                            }
                         }
                     }
-                    Err(_) => {}
                 }
             }
+            drop(drained);
             for id in &gone {
                 self.consumers.remove(*id);
             }
