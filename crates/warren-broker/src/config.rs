@@ -35,11 +35,12 @@ pub struct Config {
     pub users: Vec<User>,
     /// Users allowed to log in only over a loopback address.
     pub loopback_users: Vec<String>,
-    /// Commands a queue task buffers before publishers wait (back-pressure). Acks and
-    /// consumer credit share this inbox with publishes and wait behind them, so a deep
-    /// inbox starves a manual-ack consumer while a fast publisher fills it: 4,096 gave
-    /// 278,000 msg/s with prefetch 1,000 where 512 gives 708,000 (docs/benchmarks.md).
-    /// RabbitMQ bounds a queue's mailbox the same way, with 400 credits per sender.
+    /// Messages (a command carrying none counts as one) a queue task's inbox holds
+    /// before publishers wait (back-pressure). Acks and consumer credit share this
+    /// inbox with publishes and wait behind them, so a deep inbox starves a manual-ack
+    /// consumer while a fast publisher fills it: 4,096 gave 278,000 msg/s with prefetch
+    /// 1,000 where 512 gives 708,000 (docs/benchmarks.md). RabbitMQ bounds a queue's
+    /// mailbox the same way, with 400 credits per sender.
     pub queue_command_capacity: usize,
     /// Deliveries on their way to one connection's socket before queues hold off.
     pub connection_delivery_window: u32,
