@@ -197,27 +197,33 @@ impl Channel {
             Some(c) if c.id == delivery.consumer_id => c.prefetch.clone(),
             _ => return bounce(delivery),
         };
-        let tag = self.next_tag();
-        let message = &delivery.message.message;
-        let _ = encode_basic_deliver(
-            &mut s.out,
-            self.id,
-            delivery.consumer_tag.as_bytes(),
-            tag,
-            delivery.message.redelivered,
-            &message.exchange,
-            &message.routing_key,
-        );
-        s.send_content(self.id, &message.properties, &message.body);
-        if !delivery.no_ack {
-            let deadline = self.ack_deadline_for(s, &delivery.queue);
-            self.unacked.push(Pending {
+        let deadline = if delivery.no_ack {
+            None
+        } else {
+            self.ack_deadline_for(s, &delivery.queue)
+        };
+        for queued in &delivery.messages {
+            let tag = self.next_tag();
+            let message = &queued.message;
+            let _ = encode_basic_deliver(
+                &mut s.out,
+                self.id,
+                delivery.consumer_tag.as_bytes(),
                 tag,
-                queue: delivery.queue,
-                id: delivery.message.id,
-                credit,
-                deadline,
-            });
+                queued.redelivered,
+                &message.exchange,
+                &message.routing_key,
+            );
+            s.send_content(self.id, &message.properties, &message.body);
+            if !delivery.no_ack {
+                self.unacked.push(Pending {
+                    tag,
+                    queue: delivery.queue.clone(),
+                    id: queued.id,
+                    credit: credit.clone(),
+                    deadline,
+                });
+            }
         }
     }
 

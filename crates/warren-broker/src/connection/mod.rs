@@ -279,14 +279,9 @@ impl Connection {
     fn on_outbound(&mut self, item: Outbound) {
         match item {
             Outbound::Deliver(delivery) => {
-                self.session.handle.window.release(1);
+                let n = u32::try_from(delivery.messages.len()).unwrap_or(u32::MAX);
+                self.session.handle.window.release(n);
                 self.deliver(delivery);
-            }
-            Outbound::Deliveries(deliveries) => {
-                self.session.handle.window.release(deliveries.len() as u32);
-                for delivery in deliveries {
-                    self.deliver(delivery);
-                }
             }
             Outbound::Confirm { channel, seq, ack } => {
                 if let Some(ch) = self.channels.get_mut(&channel) {
@@ -450,7 +445,7 @@ impl Connection {
         // No queue may send us anything from now on; what was sent comes back.
         self.out_rx.close();
         while let Ok(item) = self.out_rx.try_recv() {
-            for delivery in item.into_deliveries() {
+            if let Outbound::Deliver(delivery) = item {
                 bounce(delivery);
             }
         }
@@ -483,17 +478,16 @@ async fn write_some(wr: &mut OwnedWriteHalf, session: &Session) -> std::io::Resu
 
 /// A delivery its consumer can no longer take goes back to its queue as it was.
 pub(crate) fn bounce(delivery: Delivery) {
-    let queue = delivery.queue.clone();
     let cmd = if delivery.no_ack {
         QueueCmd::Undelivered {
             tracked: smallvec::SmallVec::new(),
-            untracked: vec![delivery.message],
+            untracked: delivery.messages.into_vec(),
         }
     } else {
         QueueCmd::Undelivered {
-            tracked: smallvec::smallvec![delivery.message.id],
+            tracked: delivery.messages.iter().map(|m| m.id).collect(),
             untracked: Vec::new(),
         }
     };
-    queue.send_soon(cmd);
+    delivery.queue.send_soon(cmd);
 }

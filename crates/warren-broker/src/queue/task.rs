@@ -34,9 +34,6 @@ const COMMAND_BATCH: usize = 256;
 /// Deliveries prepared before they are sent: for a durable queue, their "delivered"
 /// records are written in one go before any of them leaves.
 const DELIVER_BATCH: usize = 256;
-/// Room first reserved for a run of deliveries to one consumer: most runs at high rates
-/// are a few dozen; longer ones grow the vector.
-const DELIVER_RUN_CAPACITY: usize = 32;
 
 /// A durable queue keeps at most this many ready messages (or body octets) in memory;
 /// beyond, new messages wait on disk only, in its backlog.
@@ -96,7 +93,7 @@ struct QueueTask {
     /// A durable queue whose log cannot be opened: it takes no messages.
     broken: bool,
     /// Deliveries being prepared (kept to reuse its allocation).
-    outbox: Vec<(usize, Delivery)>,
+    outbox: Vec<(usize, QueuedMessage)>,
 }
 
 impl QueueTask {
@@ -675,19 +672,8 @@ impl QueueTask {
                     log.delivered(loc, message.id);
                 }
                 let message = self.with_delivery_count(message, false);
-                let consumer = self.consumers.get(at);
-                trace!(queue = %self.queue.name(), tag = %consumer.tag, "deliver");
-                outbox.push((
-                    at,
-                    Delivery {
-                        channel: consumer.channel,
-                        consumer_id: consumer.id,
-                        consumer_tag: consumer.tag.clone(),
-                        queue: self.queue.clone(),
-                        message,
-                        no_ack,
-                    },
-                ));
+                trace!(queue = %self.queue.name(), tag = %self.consumers.get(at).tag, "deliver");
+                outbox.push((at, message));
             }
             if outbox.is_empty() {
                 break;
@@ -696,35 +682,37 @@ impl QueueTask {
                 log.write_acks();
             }
             let mut gone: SmallVec<[u64; 2]> = SmallVec::new();
-            let mut drained = outbox.drain(..).peekable();
-            while let Some((at, first)) = drained.next() {
-                // A run of deliveries to one consumer goes to its connection as one item.
-                let item = if drained.peek().is_some_and(|(next, _)| *next == at) {
-                    let mut run = Vec::with_capacity(DELIVER_RUN_CAPACITY);
-                    run.push(first);
-                    while let Some((_, d)) = drained.next_if(|(next, _)| *next == at) {
-                        run.push(d);
-                    }
-                    Outbound::Deliveries(run)
-                } else {
-                    Outbound::Deliver(first)
+            // Runs of messages for one consumer: each goes to its connection as one item.
+            let mut runs: SmallVec<[(usize, usize); 4]> = SmallVec::new();
+            for (at, _) in &outbox {
+                match runs.last_mut() {
+                    Some((last, len)) if last == at => *len += 1,
+                    _ => runs.push((*at, 1)),
+                }
+            }
+            let mut drained = outbox.drain(..);
+            for (at, len) in runs {
+                let consumer = self.consumers.get(at);
+                let delivery = Delivery {
+                    channel: consumer.channel,
+                    consumer_id: consumer.id,
+                    consumer_tag: consumer.tag.clone(),
+                    queue: self.queue.clone(),
+                    no_ack: consumer.no_ack,
+                    messages: drained.by_ref().take(len).map(|(_, m)| m).collect(),
                 };
                 // No-ack deliveries of a durable queue leave its log once sent.
-                let removed: SmallVec<[(Location, MessageId, bool); 8]> = if self.durable.is_some()
-                {
-                    item.deliveries()
-                        .iter()
-                        .filter(|d| d.no_ack)
-                        .filter_map(|d| {
-                            let m = &d.message;
-                            m.location.map(|loc| (loc, m.id, m.message.persistent))
-                        })
-                        .collect()
-                } else {
-                    SmallVec::new()
-                };
-                let consumer = self.consumers.get(at);
-                match consumer.conn.tx.send(item) {
+                let removed: SmallVec<[(Location, MessageId, bool); 8]> =
+                    if self.durable.is_some() && delivery.no_ack {
+                        delivery
+                            .messages
+                            .iter()
+                            .filter_map(|m| m.location.map(|loc| (loc, m.id, m.message.persistent)))
+                            .collect()
+                    } else {
+                        SmallVec::new()
+                    };
+                match consumer.conn.tx.send(Outbound::Deliver(delivery)) {
                     Ok(()) => {
                         if let Some(log) = self.durable.as_mut() {
                             for (loc, id, persistent) in removed {
@@ -732,21 +720,22 @@ impl QueueTask {
                             }
                         }
                     }
-                    Err(mpsc::error::SendError(bounced)) => {
+                    Err(mpsc::error::SendError(Outbound::Deliver(bounced))) => {
                         // The consumer's connection has gone: take the messages back, drop
                         // the consumer.
                         if !gone.contains(&consumer.id) {
                             gone.push(consumer.id);
                         }
-                        for bounced in bounced.into_deliveries() {
+                        for message in bounced.messages {
                             consumer.untake();
                             if bounced.no_ack {
-                                self.store.put_back(bounced.message);
+                                self.store.put_back(message);
                             } else {
-                                self.store.return_undelivered([bounced.message.id]);
+                                self.store.return_undelivered([message.id]);
                             }
                         }
                     }
+                    Err(_) => {}
                 }
             }
             drop(drained);
