@@ -2,6 +2,7 @@
 //! `warren-broker`. It holds no broker logic.
 
 mod cli;
+mod trim;
 
 use std::process::ExitCode;
 
@@ -88,6 +89,7 @@ async fn run(cli: Cli) -> ExitCode {
         error!(port = cli.port, "no address to listen on");
         return ExitCode::FAILURE;
     }
+    tokio::spawn(trim::release_free_memory_now_and_then());
     info!(version = env!("CARGO_PKG_VERSION"), "Warren started");
     warren_broker::serve(broker, listeners, shutdown_signal()).await;
     info!("Warren stopped");
