@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use warren_codec::frame::FrameType;
 use warren_codec::method::Method;
 use warren_codec::protocol_header::PROTOCOL_HEADER;
-use warren_codec::spec::{AMQPClass, access, channel, connection};
+use warren_codec::spec::{AMQPClass, access, basic, channel, connection, queue};
 use warren_codec::types::AMQPValue;
 use warren_e2e::{RawClient, TestBroker, WAIT, channel, code, connect, raw};
 
@@ -59,6 +59,7 @@ async fn connection_start_advertises_only_what_works() {
         [
             "authentication_failure_close",
             "basic.nack",
+            "connection.blocked",
             "consumer_cancel_notify",
             "exchange_exchange_bindings",
             "per_consumer_qos",
@@ -214,12 +215,10 @@ async fn lower_limits_from_the_client_are_honoured() {
     .unwrap();
     c.send_method(
         1,
-        &AMQPClass::Basic(warren_codec::spec::basic::AMQPMethod::Get(
-            warren_codec::spec::basic::Get {
-                queue: "fm".into(),
-                no_ack: true,
-            },
-        )),
+        &AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: "fm".into(),
+            no_ack: true,
+        })),
     )
     .await;
     let mut body_frames = Vec::new();
@@ -462,4 +461,160 @@ async fn the_amqp_0_9_header_is_served_as_0_9_1_like_rabbitmq() {
         m,
         Method::Other(AMQPClass::Connection(connection::AMQPMethod::Start(_)))
     ));
+}
+
+fn declare_method(queue: &str, passive: bool) -> Vec<u8> {
+    raw::method_frame(
+        1,
+        &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: queue.into(),
+            passive,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: Default::default(),
+        })),
+    )
+}
+
+/// Messages ready in `queue`, by a passive declare on channel 1 of `c`.
+async fn ready(c: &mut RawClient, queue: &str) -> u32 {
+    c.send(&declare_method(queue, true)).await;
+    match c.read_method().await {
+        Some((_, Method::Other(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))))) => {
+            ok.message_count
+        }
+        other => panic!("expected declare-ok, got {other:?}"),
+    }
+}
+
+/// Waits (up to `WAIT`) until `queue` holds `n` ready messages.
+async fn until_ready(c: &mut RawClient, queue: &str, n: u32) {
+    let started = Instant::now();
+    while ready(c, queue).await != n {
+        assert!(started.elapsed() < WAIT, "{queue} never held {n}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn is_blocked(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(b)))
+            if b.reason.as_str() == "low on memory"
+    )
+}
+
+fn is_unblocked(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::Other(AMQPClass::Connection(connection::AMQPMethod::Unblocked(_)))
+    )
+}
+
+#[tokio::test]
+async fn the_memory_alarm_blocks_a_publisher_until_it_clears_and_consumers_go_on() {
+    let broker = TestBroker::start().await;
+    let mut publisher = RawClient::open(broker.addr()).await;
+    publisher.send(&declare_method("alarm", false)).await;
+    publisher.read_method().await.unwrap();
+    publisher
+        .send(&raw::publish_frames(1, "", "alarm", &[], b"before"))
+        .await;
+    // A round trip, so the publish before the alarm is in the queue.
+    assert_eq!(ready(&mut publisher, "alarm").await, 1);
+
+    broker.broker().set_memory_alarm(true);
+    let during: Vec<u8> = (0..3)
+        .flat_map(|i| raw::publish_frames(1, "", "alarm", &[], format!("m{i}").as_bytes()))
+        .collect();
+    publisher.send(&during).await;
+    let (ch, m) = publisher.read_method().await.unwrap();
+    assert_eq!(ch, 0);
+    assert!(is_blocked(&m), "expected connection.blocked, got {m:?}");
+
+    // Another connection is not blocked: it sees that nothing of the three got in, and
+    // takes the message from before the alarm.
+    let mut consumer = RawClient::open(broker.addr()).await;
+    assert_eq!(ready(&mut consumer, "alarm").await, 1);
+    consumer
+        .send(&raw::method_frame(
+            1,
+            &AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: "alarm".into(),
+                no_ack: true,
+            })),
+        ))
+        .await;
+    let (_, got) = consumer.read_method().await.unwrap();
+    assert!(
+        matches!(
+            got,
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::GetOk(_)))
+        ),
+        "{got:?}"
+    );
+    consumer.read_frame().await.unwrap();
+    assert_eq!(&consumer.read_frame().await.unwrap().payload[..], b"before");
+    assert_eq!(ready(&mut consumer, "alarm").await, 0);
+
+    broker.broker().set_memory_alarm(false);
+    let (ch, m) = publisher.read_method().await.unwrap();
+    assert_eq!(ch, 0);
+    assert!(is_unblocked(&m), "expected connection.unblocked, got {m:?}");
+    // What waited is taken now, all of it.
+    until_ready(&mut consumer, "alarm", 3).await;
+    assert_eq!(ready(&mut publisher, "alarm").await, 3);
+}
+
+#[tokio::test]
+async fn a_client_without_the_capability_is_held_back_without_being_told() {
+    let broker = TestBroker::start().await;
+    let mut publisher = RawClient::connect(broker.addr()).await;
+    publisher
+        .handshake_with(false, b"\0guest\0guest", "PLAIN", None)
+        .await;
+    publisher.open_connection("/").await;
+    publisher.open_channel(1).await;
+    publisher.send(&declare_method("quiet-alarm", false)).await;
+    publisher.read_method().await.unwrap();
+
+    broker.broker().set_memory_alarm(true);
+    publisher
+        .send(&raw::publish_frames(1, "", "quiet-alarm", &[], b"held"))
+        .await;
+    let mut observer = RawClient::open(broker.addr()).await;
+    // The publish is not taken, and nothing is said.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ready(&mut observer, "quiet-alarm").await, 0);
+    broker.broker().set_memory_alarm(false);
+    until_ready(&mut observer, "quiet-alarm", 1).await;
+    assert_eq!(ready(&mut publisher, "quiet-alarm").await, 1);
+}
+
+#[tokio::test]
+async fn a_blocked_connection_is_not_closed_for_heartbeats_it_could_not_send() {
+    let broker = TestBroker::start().await;
+    let mut publisher = RawClient::connect(broker.addr()).await;
+    // A one-second heartbeat, and this client never sends one.
+    publisher
+        .handshake_with(true, b"\0guest\0guest", "PLAIN", Some((2047, 131_072, 1)))
+        .await;
+    publisher.open_connection("/").await;
+    publisher.open_channel(1).await;
+    publisher.send(&declare_method("hb-alarm", false)).await;
+    publisher.read_method().await.unwrap();
+    broker.broker().set_memory_alarm(true);
+    publisher
+        .send(&raw::publish_frames(1, "", "hb-alarm", &[], b"held"))
+        .await;
+    let (_, m) = publisher.read_method().await.unwrap();
+    assert!(is_blocked(&m), "{m:?}");
+    // Well past two heartbeat intervals; the broker's own heartbeats keep coming.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    broker.broker().set_memory_alarm(false);
+    let (_, m) = publisher.read_method().await.unwrap();
+    assert!(is_unblocked(&m), "{m:?}");
+    assert_eq!(ready(&mut publisher, "hb-alarm").await, 1);
 }

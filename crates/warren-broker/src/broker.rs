@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 use warren_store::definitions::{
     DefinitionError, DefinitionStore, Definitions, SledDefinitions, is_marked_deleted,
@@ -41,6 +42,10 @@ pub struct Broker {
     /// A concurrent map because any channel may publish a reply while channels on other
     /// connections register and leave.
     reply_consumers: DashMap<String, ReplyTarget>,
+    /// The resource alarm: while set, connections that publish are blocked. Read on
+    /// every publish, so an atomic; the watch wakes blocked connections when it clears.
+    memory_alarm: AtomicBool,
+    memory_alarm_changes: watch::Sender<bool>,
 }
 
 /// Where a direct reply-to reply goes: a consumer on a channel, not a queue.
@@ -111,7 +116,35 @@ impl Broker {
             next_connection_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             reply_consumers: DashMap::new(),
+            memory_alarm: AtomicBool::new(false),
+            memory_alarm_changes: watch::Sender::new(false),
         }))
+    }
+
+    /// Set or clear the memory alarm (RabbitMQ's `vm_memory_high_watermark` alarm).
+    /// While it is set, a connection that publishes stops being read, after telling a
+    /// client that asked for it with `connection.blocked`; connections that only
+    /// consume carry on, which is how the memory comes back.
+    pub fn set_memory_alarm(&self, on: bool) {
+        if self.memory_alarm.swap(on, Ordering::SeqCst) != on {
+            if on {
+                warn!("memory alarm set: publishing connections are blocked");
+            } else {
+                info!("memory alarm cleared: publishing connections are unblocked");
+            }
+            self.memory_alarm_changes.send_replace(on);
+        }
+    }
+
+    /// Whether the memory alarm is set.
+    #[must_use]
+    pub fn memory_alarm(&self) -> bool {
+        self.memory_alarm.load(Ordering::Relaxed)
+    }
+
+    /// Told of every change of the memory alarm.
+    pub(crate) fn watch_memory_alarm(&self) -> watch::Receiver<bool> {
+        self.memory_alarm_changes.subscribe()
     }
 
     /// The configuration the broker runs with.

@@ -116,6 +116,7 @@ fn client_properties(capabilities: bool) -> FieldTable {
             "consumer_cancel_notify",
             "publisher_confirms",
             "basic.nack",
+            "connection.blocked",
         ] {
             caps.insert(cap.into(), AMQPValue::Boolean(true));
         }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::memory_alarm::Watermark;
+
 /// Warren, an AMQP 0-9-1 message broker. With no arguments it listens on port 5672 of
 /// 127.0.0.1 and ::1 and keeps its data in ./warren-data.
 #[derive(Debug, Parser)]
@@ -57,6 +59,13 @@ pub(crate) struct Cli {
     /// Heartbeat interval offered to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
+
+    /// Memory high watermark: while the broker's resident size is at or above it,
+    /// publishing connections are blocked. A fraction of the memory available (of the
+    /// machine, or of the control group when lower), a size (`2GiB`, `512MB`, octets),
+    /// or 0 for none.
+    #[arg(long, env = "WARREN_MEMORY_HIGH_WATERMARK", default_value = "0.4")]
+    pub memory_high_watermark: Watermark,
 }
 
 impl Cli {

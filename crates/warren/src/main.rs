@@ -2,6 +2,7 @@
 //! `warren-broker`. It holds no broker logic.
 
 mod cli;
+mod memory_alarm;
 mod trim;
 
 use std::process::ExitCode;
@@ -90,6 +91,10 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     tokio::spawn(trim::release_free_memory_now_and_then());
+    let available = memory_alarm::available_memory().unwrap_or(u64::MAX);
+    if let Some(limit) = cli.memory_high_watermark.limit(available) {
+        tokio::spawn(memory_alarm::watch_memory(broker.clone(), limit));
+    }
     info!(version = env!("CARGO_PKG_VERSION"), "Warren started");
     warren_broker::serve(broker, listeners, shutdown_signal()).await;
     info!("Warren stopped");

@@ -137,6 +137,55 @@ async fn flags_set_address_and_port_and_sigint_stops_it() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+#[tokio::test]
+async fn over_the_memory_high_watermark_a_publisher_is_blocked() {
+    use warren_codec::method::Method;
+    use warren_codec::spec::{AMQPClass, connection};
+    use warren_testkit::raw::publish_frames;
+
+    let port = free_port();
+    let data = tempfile_dir();
+    // Far below any broker's resident size: the alarm goes on at the first check.
+    let child = warren()
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            &data,
+        ])
+        .args(["--log-level", "warn", "--memory-high-watermark", "1MiB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    wait_for_port(addr).await;
+    let mut c = RawClient::open(addr).await;
+    let started = Instant::now();
+    // Publishes until one is held back: the first may beat the first check.
+    let blocked = loop {
+        assert!(started.elapsed() < Duration::from_secs(10), "never blocked");
+        c.send(&publish_frames(1, "", "nowhere", &[], b"x")).await;
+        if let Ok(Some((_, m))) =
+            tokio::time::timeout(Duration::from_millis(500), c.read_method()).await
+        {
+            break m;
+        }
+    };
+    assert!(
+        matches!(
+            &blocked,
+            Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(b)))
+                if b.reason.as_str() == "low on memory"
+        ),
+        "{blocked:?}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 fn tempfile_dir() -> String {
     let dir = std::env::temp_dir().join(format!(
         "warren-bin-test-{}-{}",

@@ -37,6 +37,8 @@ pub(crate) struct Opened {
     pub frame_max: u32,
     pub heartbeat: u16,
     pub consumer_cancel_notify: bool,
+    /// The client understands `connection.blocked` and `connection.unblocked`.
+    pub connection_blocked: bool,
 }
 
 /// How the handshake ended, short of success.
@@ -71,6 +73,7 @@ fn capabilities() -> FieldTable {
         "consumer_cancel_notify",
         "authentication_failure_close",
         "per_consumer_qos",
+        "connection.blocked",
     ] {
         caps.insert(cap.into(), AMQPValue::Boolean(true));
     }
@@ -149,6 +152,7 @@ pub(crate) async fn handshake(
         client_capability(&start_ok.client_properties, "authentication_failure_close");
     let consumer_cancel_notify =
         client_capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let connection_blocked = client_capability(&start_ok.client_properties, "connection.blocked");
     let user = match authenticate(
         config,
         start_ok.mechanism.as_str(),
@@ -213,6 +217,7 @@ pub(crate) async fn handshake(
         frame_max: tune_ok.frame_max,
         heartbeat: tune_ok.heartbeat,
         consumer_cancel_notify,
+        connection_blocked,
     })
 }
 

@@ -2,6 +2,7 @@
 //! to channels, takes deliveries from queues, keeps heartbeats, and writes everything it
 //! encoded in batches.
 
+mod blocking;
 mod frames;
 mod handle;
 mod handshake;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use warren_codec::ReplyCode;
 use warren_codec::encode::encode_heartbeat;
-use warren_codec::frame::decode_frame;
+use warren_codec::frame::{FrameType, decode_frame};
 use warren_codec::spec::{AMQPClass, connection};
 
 pub(crate) use handle::{ConnectionHandle, Delivery, Outbound};
@@ -34,6 +35,7 @@ use crate::credit::Credit;
 use crate::error::{AmqpException, is_fatal_framing};
 use crate::queue::QueueCmd;
 use crate::server::stopped;
+use blocking::Blocked;
 use handshake::{Refused, handshake, refuse};
 use read_plan::{READ_CHUNK, ReadPlan};
 
@@ -118,6 +120,7 @@ async fn serve_socket(
         user: opened.user,
         frame_max: opened.frame_max,
         consumer_cancel_notify: opened.consumer_cancel_notify,
+        connection_blocked: opened.connection_blocked,
         handle: ConnectionHandle {
             tx,
             window: Credit::new(config.connection_delivery_window),
@@ -145,6 +148,8 @@ async fn serve_socket(
         last_write: now,
         closing: None,
         read_plan: ReadPlan::default(),
+        alarm: broker.watch_memory_alarm(),
+        blocked: Blocked::No,
     };
     connection.serve(stop).await;
     debug!("closed");
@@ -157,6 +162,9 @@ struct Closing {
     /// The input can no longer be split into frames; it is discarded.
     framing_lost: bool,
 }
+
+/// The start of a `basic.publish` method frame's payload: class 60, method 40.
+const BASIC_PUBLISH: [u8; 4] = [0, 60, 0, 40];
 
 pub(crate) struct Connection {
     io: Io,
@@ -171,6 +179,10 @@ pub(crate) struct Connection {
     last_write: Instant,
     closing: Option<Closing>,
     read_plan: ReadPlan,
+    /// The broker's memory alarm, to learn when it clears.
+    alarm: watch::Receiver<bool>,
+    /// Held back by the alarm: the socket is not read meanwhile.
+    blocked: Blocked,
 }
 
 impl Connection {
@@ -179,8 +191,9 @@ impl Connection {
             let read_limit = self.read_plan.prepare(&mut self.io.rbuf);
             let deadline = self.next_deadline();
             let take_outbound = self.session.has_room();
+            let blocked = self.blocked != Blocked::No;
             let flow = tokio::select! {
-                read = read_some(&mut self.io.rd, &mut self.io.rbuf, read_limit) => match read {
+                read = read_some(&mut self.io.rd, &mut self.io.rbuf, read_limit), if !blocked => match read {
                     Ok(0) | Err(_) => Flow::Stop,
                     Ok(_) => {
                         self.last_read = Instant::now();
@@ -202,6 +215,9 @@ impl Connection {
                     }
                     Err(_) => Flow::Stop,
                 },
+                changed = self.alarm.changed(), if blocked => {
+                    self.on_alarm_change(changed.is_err()).await
+                }
                 () = tokio::time::sleep_until(deadline) => self.on_timer(),
                 () = stopped(&mut stop), if self.closing.is_none() => {
                     self.close_connection(
@@ -241,6 +257,8 @@ impl Connection {
                     continue;
                 }
             };
+            let publish =
+                frame.frame_type == FrameType::Method && frame.payload.starts_with(&BASIC_PUBLISH);
             let flow = match self.on_publish_frame(frame) {
                 Ok(flow) => flow,
                 Err(frame) => {
@@ -258,6 +276,9 @@ impl Connection {
             }
             if flow == Flow::Stop {
                 return Flow::Stop;
+            }
+            if publish && self.block_if_alarmed() {
+                break;
             }
         }
         self.session.send_publishes();
@@ -334,9 +355,10 @@ impl Connection {
             deadline = deadline.min(closing.deadline);
         }
         if let Some(hb) = self.heartbeat {
-            deadline = deadline
-                .min(self.last_write + hb / 2)
-                .min(self.last_read + hb * 2);
+            deadline = deadline.min(self.last_write + hb / 2);
+            if self.blocked == Blocked::No {
+                deadline = deadline.min(self.last_read + hb * 2);
+            }
         }
         if let Some(ack) = self.session.ack_deadline {
             deadline = deadline.min(ack);
@@ -384,7 +406,8 @@ impl Connection {
             self.check_consumer_timeouts(now);
         }
         if let Some(hb) = self.heartbeat {
-            if now >= self.last_read + hb * 2 {
+            // A blocked connection is not read, so its heartbeats cannot be seen.
+            if self.blocked == Blocked::No && now >= self.last_read + hb * 2 {
                 warn!(
                     timeout_secs = hb.as_secs(),
                     "missed heartbeats from client, closing"

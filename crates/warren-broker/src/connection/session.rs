@@ -51,6 +51,8 @@ pub(crate) struct Session {
     pub frame_max: u32,
     /// The client asked to be told when the queue of one of its consumers goes away.
     pub consumer_cancel_notify: bool,
+    /// The client understands `connection.blocked` and `connection.unblocked`.
+    pub connection_blocked: bool,
     pub handle: ConnectionHandle,
     /// Encoded frames waiting for the socket; flushed in batches by the connection loop.
     /// Goes out after everything in `sealed`.

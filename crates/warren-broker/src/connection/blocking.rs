@@ -1,0 +1,67 @@
+//! Flow control by resource alarm, as RabbitMQ does it: a connection that publishes
+//! while the memory alarm is set is not read again until the alarm clears. A client
+//! that announced the `connection.blocked` capability is told so (`connection.blocked`,
+//! then `connection.unblocked`). A connection that only consumes is never blocked: its
+//! consumers are what brings the memory down.
+
+use tokio::time::Instant;
+use warren_codec::spec::{AMQPClass, connection};
+
+use super::{Connection, Flow};
+
+/// RabbitMQ's reason for the memory alarm, which clients show to their users.
+const LOW_ON_MEMORY: &str = "low on memory";
+
+/// Whether the connection is held back by the alarm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Blocked {
+    #[default]
+    No,
+    /// Not read until the alarm clears; `told` when the client got `connection.blocked`.
+    Yes { told: bool },
+}
+
+impl Connection {
+    /// After a `basic.publish` method: block if the alarm is set. `true` if blocked;
+    /// the frames after this one then wait in the read buffer.
+    pub(super) fn block_if_alarmed(&mut self) -> bool {
+        // The atomic first: this runs for every publish, the watch's lock only when the
+        // alarm is on. Reading the watch marks its value seen, so its clearing wakes us.
+        if self.closing.is_some()
+            || !self.session.broker.memory_alarm()
+            || !*self.alarm.borrow_and_update()
+        {
+            return false;
+        }
+        let told = self.session.connection_blocked;
+        if told {
+            self.session.send_method(
+                0,
+                &AMQPClass::Connection(connection::AMQPMethod::Blocked(connection::Blocked {
+                    reason: LOW_ON_MEMORY.into(),
+                })),
+            );
+        }
+        tracing::info!(told, "publishing connection blocked by the memory alarm");
+        self.blocked = Blocked::Yes { told };
+        true
+    }
+
+    /// The alarm changed (or its sender is gone) while blocked: go on if it cleared.
+    pub(super) async fn on_alarm_change(&mut self, alarm_gone: bool) -> Flow {
+        if !alarm_gone && *self.alarm.borrow_and_update() {
+            return Flow::Continue;
+        }
+        if let Blocked::Yes { told: true } = self.blocked {
+            self.session.send_method(
+                0,
+                &AMQPClass::Connection(connection::AMQPMethod::Unblocked(connection::Unblocked {})),
+            );
+        }
+        self.blocked = Blocked::No;
+        tracing::info!("publishing connection unblocked");
+        // The client's heartbeats went unread meanwhile; its clock starts again now.
+        self.last_read = Instant::now();
+        self.on_input().await
+    }
+}

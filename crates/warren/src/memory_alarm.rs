@@ -1,0 +1,186 @@
+//! The memory high watermark (RabbitMQ's `vm_memory_high_watermark`): the broker's
+//! resident size is checked ten times a second, and while it is at or above the watermark
+//! the broker's memory alarm is set, which blocks publishing connections.
+//!
+//! The resident size is what the kernel and container limits count. It falls back
+//! once memory is freed because the allocator's free memory is given back first (see
+//! `trim.rs`), here too before deciding that the alarm must stay on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tracing::{info, warn};
+use warren_broker::Broker;
+
+/// How often the resident size is compared with the watermark: often, because a
+/// publisher of large messages adds hundreds of megabytes a second (at one check a
+/// second, a 100 MiB watermark was overshot to 294 MiB); reading `/proc/self/status`
+/// costs tens of microseconds.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// What `--memory-high-watermark` asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Watermark {
+    /// No alarm.
+    Off,
+    /// A share of the memory available to the process.
+    Relative(f64),
+    /// Octets.
+    Absolute(u64),
+}
+
+impl std::str::FromStr for Watermark {
+    type Err = String;
+
+    /// `0` (off), a fraction such as `0.4` (of the memory available), or a size: octets,
+    /// or a number with `kB`, `MB`, `GB` (powers of 1000) or `KiB`, `MiB`, `GiB`
+    /// (powers of 1024), as RabbitMQ's `vm_memory_high_watermark.absolute` takes.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let invalid = || format!("{s:?} is not 0, a fraction of memory, or a size like 2GiB");
+        let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let unit_size: u64 = match unit.trim() {
+            "" => 1,
+            "B" => 1,
+            "kB" | "KB" => 1000,
+            "MB" => 1000 * 1000,
+            "GB" => 1000 * 1000 * 1000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return Err(invalid()),
+        };
+        if unit.trim().is_empty() && number.contains('.') {
+            let share: f64 = number.parse().map_err(|_| invalid())?;
+            return if share > 0.0 && share <= 1.0 {
+                Ok(Watermark::Relative(share))
+            } else if share == 0.0 {
+                Ok(Watermark::Off)
+            } else {
+                Err(invalid())
+            };
+        }
+        let count: u64 = number.trim().parse().map_err(|_| invalid())?;
+        match count.checked_mul(unit_size) {
+            Some(0) => Ok(Watermark::Off),
+            Some(octets) => Ok(Watermark::Absolute(octets)),
+            None => Err(invalid()),
+        }
+    }
+}
+
+impl Watermark {
+    /// The limit in octets, given the memory available; `None` when off.
+    pub(crate) fn limit(self, available: u64) -> Option<u64> {
+        match self {
+            Watermark::Off => None,
+            Watermark::Relative(share) => Some((available as f64 * share) as u64),
+            Watermark::Absolute(octets) => Some(octets),
+        }
+    }
+}
+
+/// The memory available to this process: the machine's, or its control group's limit
+/// when lower. `None` where `/proc` cannot tell.
+pub(crate) fn available_memory() -> Option<u64> {
+    let total = kib_field(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemTotal:")?;
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|path| {
+        std::fs::read_to_string(path)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    })
+    .min();
+    Some(cgroup.map_or(total, |limit| limit.min(total)))
+}
+
+/// This process's resident size.
+fn resident() -> Option<u64> {
+    kib_field(
+        &std::fs::read_to_string("/proc/self/status").ok()?,
+        "VmRSS:",
+    )
+}
+
+/// A `Name:   123 kB` line of a `/proc` file, in octets.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Sets and clears the broker's memory alarm as the resident size crosses `limit`;
+/// runs until the process ends.
+pub(crate) async fn watch_memory(broker: Arc<Broker>, limit: u64) {
+    info!(limit_mib = limit >> 20, "memory high watermark");
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(mut rss) = resident() else {
+            warn!("cannot read the resident size; the memory alarm is off");
+            return;
+        };
+        if rss >= limit {
+            // Only memory in use counts: give the free part back, then look again.
+            rss = tokio::task::spawn_blocking(|| {
+                warren_alloc::release_free_memory();
+                resident()
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(rss);
+        }
+        if (rss >= limit) != broker.memory_alarm() {
+            info!(
+                resident_mib = rss >> 20,
+                limit_mib = limit >> 20,
+                "memory high watermark crossed"
+            );
+        }
+        broker.set_memory_alarm(rss >= limit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_parse_like_rabbitmq_s() {
+        let parse = |s: &str| s.parse::<Watermark>();
+        assert_eq!(parse("0.4"), Ok(Watermark::Relative(0.4)));
+        assert_eq!(parse("1.0"), Ok(Watermark::Relative(1.0)));
+        assert_eq!(parse("0"), Ok(Watermark::Off));
+        assert_eq!(parse("0.0"), Ok(Watermark::Off));
+        assert_eq!(parse("1048576"), Ok(Watermark::Absolute(1 << 20)));
+        assert_eq!(parse("2GiB"), Ok(Watermark::Absolute(2 << 30)));
+        assert_eq!(parse("512MiB"), Ok(Watermark::Absolute(512 << 20)));
+        assert_eq!(parse("2GB"), Ok(Watermark::Absolute(2_000_000_000)));
+        assert_eq!(parse("100 MB"), Ok(Watermark::Absolute(100_000_000)));
+        for bad in ["1.5", "-1", "0.4GB", "2TB", "lots", ""] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Watermark::Relative(0.5).limit(1000), Some(500));
+        assert_eq!(Watermark::Absolute(7).limit(1000), Some(7));
+        assert_eq!(Watermark::Off.limit(1000), None);
+    }
+
+    #[test]
+    fn proc_fields_are_read_in_kib() {
+        let meminfo = "MemTotal:       24576000 kB\nMemFree:        1000 kB\n";
+        assert_eq!(kib_field(meminfo, "MemTotal:"), Some(24_576_000 * 1024));
+        assert_eq!(kib_field(meminfo, "VmRSS:"), None);
+        assert!(available_memory().is_some_and(|m| m > 0));
+        assert!(resident().is_some_and(|r| r > 0));
+    }
+}
