@@ -1092,3 +1092,104 @@ async fn amqprs_heartbeat() {
     delete(&ch, &q).await;
     close(conn, ch).await;
 }
+
+/// What the connection callback saw.
+#[derive(Debug, PartialEq)]
+enum ConnectionEvent {
+    Blocked(String),
+    Unblocked,
+}
+
+struct ConnectionEvents(UnboundedSender<ConnectionEvent>);
+
+impl amqprs::callbacks::ConnectionCallback for ConnectionEvents {
+    fn close<'a, 'b, 'f>(
+        &'a mut self,
+        _connection: &'b Connection,
+        _close: amqprs::Close,
+    ) -> CallbackFuture<'f, Result<(), AmqprsError>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn blocked<'a, 'b, 'f>(
+        &'a mut self,
+        _connection: &'b Connection,
+        reason: String,
+    ) -> CallbackFuture<'f, ()>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        let _ = self.0.send(ConnectionEvent::Blocked(reason));
+        Box::pin(std::future::ready(()))
+    }
+
+    fn unblocked<'a, 'b, 'f>(&'a mut self, _connection: &'b Connection) -> CallbackFuture<'f, ()>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        let _ = self.0.send(ConnectionEvent::Unblocked);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn secret_updated<'a, 'b, 'f>(
+        &'a mut self,
+        _connection: &'b Connection,
+    ) -> CallbackFuture<'f, ()>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// amqprs does not announce the `connection.blocked` capability, so, as RabbitMQ does,
+/// the broker holds its publishes back during the alarm without telling it.
+#[tokio::test]
+async fn amqprs_is_held_back_by_the_memory_alarm_without_being_told() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = open(&broker).await;
+    assert!(
+        conn.server_properties().capabilities().connection_blocked(),
+        "capability connection.blocked"
+    );
+    let (tx, mut rx) = unbounded_channel();
+    conn.register_callback(ConnectionEvents(tx)).await.unwrap();
+    let queue = declare(&ch, QueueDeclareArguments::new(&unique("blocked"))).await;
+
+    broker.broker().set_memory_alarm(true);
+    ch.basic_publish(
+        BasicProperties::default(),
+        b"held".to_vec(),
+        BasicPublishArguments::new("", &queue),
+    )
+    .await
+    .unwrap();
+    let (_other, other_ch) = open(&broker).await;
+    tokio::time::sleep(QUIET).await;
+    let (_, count, _) = other_ch
+        .queue_declare(QueueDeclareArguments::new(&queue).passive(true).finish())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count, 0, "a publish taken during the alarm");
+
+    broker.broker().set_memory_alarm(false);
+    let (_, count, _) = ch
+        .queue_declare(QueueDeclareArguments::new(&queue).passive(true).finish())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count, 1);
+    assert!(rx.try_recv().is_err(), "told although it did not ask");
+}

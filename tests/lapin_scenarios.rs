@@ -460,3 +460,47 @@ async fn lapin_auto_recovery() {
     delete(&ch, &q).await;
     close(&conn).await;
 }
+
+/// lapin announces `connection.blocked`: it hears the memory alarm block and unblock
+/// its connection, and what it published meanwhile arrives once unblocked.
+#[tokio::test]
+async fn lapin_hears_connection_blocked_and_unblocked() {
+    let broker = TestBroker::start().await;
+    let url = broker.url();
+    let (conn, ch) = connect(&url, ConnectionProperties::default()).await;
+    let mut events = conn.events_listener();
+    let queue = declare(&ch, &unique("blocked"), QueueDeclareOptions::default()).await;
+    let mut consumer = consume(&ch, &queue, true).await;
+
+    broker.broker().set_memory_alarm(true);
+    publish(&ch, &queue, b"held", BasicProperties::default()).await;
+    let blocked = tokio::time::timeout(T, async {
+        loop {
+            match events.next().await {
+                Some(lapin::Event::ConnectionBlocked(reason)) => break reason,
+                Some(_) => {}
+                None => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("connection.blocked in time");
+    assert_eq!(blocked, "low on memory");
+    assert!(conn.status().blocked());
+
+    broker.broker().set_memory_alarm(false);
+    // The held message arrives, and the connection is told it is unblocked.
+    assert_eq!(next(&mut consumer, "after the alarm").await.data, b"held");
+    tokio::time::timeout(T, async {
+        loop {
+            match events.next().await {
+                Some(lapin::Event::ConnectionUnblocked) => break,
+                Some(_) => {}
+                None => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("connection.unblocked in time");
+    close(&conn).await;
+}
