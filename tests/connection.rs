@@ -618,3 +618,46 @@ async fn a_blocked_connection_is_not_closed_for_heartbeats_it_could_not_send() {
     assert!(is_unblocked(&m), "{m:?}");
     assert_eq!(ready(&mut publisher, "hb-alarm").await, 1);
 }
+
+/// Blocked while any alarm is in effect, with RabbitMQ's reason for the alarms set at
+/// the time; clearing one of two does not unblock.
+#[tokio::test]
+async fn disk_and_memory_alarms_block_together_until_both_clear() {
+    let broker = TestBroker::start().await;
+    let mut disk_only = RawClient::open(broker.addr()).await;
+    disk_only.send(&declare_method("two-alarms", false)).await;
+    disk_only.read_method().await.unwrap();
+
+    broker.broker().set_disk_alarm(true);
+    disk_only
+        .send(&raw::publish_frames(1, "", "two-alarms", &[], b"a"))
+        .await;
+    let (_, m) = disk_only.read_method().await.unwrap();
+    assert!(
+        matches!(&m, Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(b)))
+            if b.reason.as_str() == "low on disk"),
+        "{m:?}"
+    );
+
+    broker.broker().set_memory_alarm(true);
+    let mut both = RawClient::open(broker.addr()).await;
+    both.send(&raw::publish_frames(1, "", "two-alarms", &[], b"b"))
+        .await;
+    let (_, m) = both.read_method().await.unwrap();
+    assert!(
+        matches!(&m, Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(b)))
+            if b.reason.as_str() == "low on disk & memory"),
+        "{m:?}"
+    );
+
+    broker.broker().set_disk_alarm(false);
+    let mut observer = RawClient::open(broker.addr()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ready(&mut observer, "two-alarms").await, 0);
+    broker.broker().set_memory_alarm(false);
+    for c in [&mut disk_only, &mut both] {
+        let (_, m) = c.read_method().await.unwrap();
+        assert!(is_unblocked(&m), "{m:?}");
+    }
+    until_ready(&mut observer, "two-alarms", 2).await;
+}

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use tokio::sync::watch;
@@ -42,10 +42,50 @@ pub struct Broker {
     /// A concurrent map because any channel may publish a reply while channels on other
     /// connections register and leave.
     reply_consumers: DashMap<String, ReplyTarget>,
-    /// The resource alarm: while set, connections that publish are blocked. Read on
-    /// every publish, so an atomic; the watch wakes blocked connections when it clears.
-    memory_alarm: AtomicBool,
-    memory_alarm_changes: watch::Sender<bool>,
+    /// The resource alarms in effect ([`Alarms`] bits): while any is, connections that
+    /// publish are blocked. Read on every publish, so an atomic; the watch wakes
+    /// blocked connections when they clear.
+    alarms: AtomicU8,
+    alarm_changes: watch::Sender<Alarms>,
+}
+
+/// Resource alarms in effect, as RabbitMQ names them in `connection.blocked`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Alarms(u8);
+
+impl Alarms {
+    const DISK: u8 = 1;
+    const MEMORY: u8 = 2;
+
+    /// None in effect.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The disk alarm is in effect.
+    #[must_use]
+    pub fn disk(self) -> bool {
+        self.0 & Self::DISK != 0
+    }
+
+    /// The memory alarm is in effect.
+    #[must_use]
+    pub fn memory(self) -> bool {
+        self.0 & Self::MEMORY != 0
+    }
+
+    /// The reason `connection.blocked` gives, as RabbitMQ words it: "low on memory",
+    /// "low on disk", "low on disk & memory".
+    #[must_use]
+    pub fn reason(self) -> String {
+        let low: Vec<&str> = [(Self::DISK, "disk"), (Self::MEMORY, "memory")]
+            .iter()
+            .filter(|(bit, _)| self.0 & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        format!("low on {}", low.join(" & "))
+    }
 }
 
 /// Where a direct reply-to reply goes: a consumer on a channel, not a queue.
@@ -116,35 +156,55 @@ impl Broker {
             next_connection_id: AtomicU64::new(1),
             next_consumer_id: AtomicU64::new(1),
             reply_consumers: DashMap::new(),
-            memory_alarm: AtomicBool::new(false),
-            memory_alarm_changes: watch::Sender::new(false),
+            alarms: AtomicU8::new(0),
+            alarm_changes: watch::Sender::new(Alarms::default()),
         }))
     }
 
     /// Set or clear the memory alarm (RabbitMQ's `vm_memory_high_watermark` alarm).
-    /// While it is set, a connection that publishes stops being read, after telling a
-    /// client that asked for it with `connection.blocked`; connections that only
-    /// consume carry on, which is how the memory comes back.
+    /// While any alarm is set, a connection that publishes stops being read, after
+    /// telling a client that asked for it with `connection.blocked`; connections that
+    /// only consume carry on, which is how the memory comes back.
     pub fn set_memory_alarm(&self, on: bool) {
-        if self.memory_alarm.swap(on, Ordering::SeqCst) != on {
-            if on {
-                warn!("memory alarm set: publishing connections are blocked");
-            } else {
-                info!("memory alarm cleared: publishing connections are unblocked");
-            }
-            self.memory_alarm_changes.send_replace(on);
+        self.set_alarm(Alarms::MEMORY, "memory", on);
+    }
+
+    /// Set or clear the free disk space alarm (RabbitMQ's `disk_free_limit` alarm),
+    /// with the same effect as the memory alarm.
+    pub fn set_disk_alarm(&self, on: bool) {
+        self.set_alarm(Alarms::DISK, "disk", on);
+    }
+
+    fn set_alarm(&self, bit: u8, resource: &str, on: bool) {
+        let before = if on {
+            self.alarms.fetch_or(bit, Ordering::SeqCst)
+        } else {
+            self.alarms.fetch_and(!bit, Ordering::SeqCst)
+        };
+        if (before & bit != 0) == on {
+            return;
         }
+        if on {
+            warn!(
+                resource,
+                "resource alarm set: publishing connections are blocked"
+            );
+        } else {
+            info!(resource, "resource alarm cleared");
+        }
+        self.alarm_changes
+            .send_replace(Alarms(self.alarms.load(Ordering::SeqCst)));
     }
 
-    /// Whether the memory alarm is set.
+    /// The alarms in effect.
     #[must_use]
-    pub fn memory_alarm(&self) -> bool {
-        self.memory_alarm.load(Ordering::Relaxed)
+    pub fn alarms(&self) -> Alarms {
+        Alarms(self.alarms.load(Ordering::Relaxed))
     }
 
-    /// Told of every change of the memory alarm.
-    pub(crate) fn watch_memory_alarm(&self) -> watch::Receiver<bool> {
-        self.memory_alarm_changes.subscribe()
+    /// Told of every change of the alarms.
+    pub(crate) fn watch_alarms(&self) -> watch::Receiver<Alarms> {
+        self.alarm_changes.subscribe()
     }
 
     /// The configuration the broker runs with.
@@ -250,4 +310,23 @@ fn adopt_queue_dirs(dir: &Path, stored: &mut Definitions, store: &dyn Definition
         }
     }
     adopted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Alarms;
+
+    #[test]
+    fn alarm_reasons_are_worded_as_rabbitmq_words_them() {
+        // As RabbitMQ 3.10 sends them (pika's blocked callback, against rabbitmqctl
+        // set_vm_memory_high_watermark and set_disk_free_limit).
+        assert_eq!(Alarms(Alarms::MEMORY).reason(), "low on memory");
+        assert_eq!(Alarms(Alarms::DISK).reason(), "low on disk");
+        assert_eq!(
+            Alarms(Alarms::DISK | Alarms::MEMORY).reason(),
+            "low on disk & memory"
+        );
+        assert!(Alarms::default().is_empty());
+        assert!(Alarms(Alarms::DISK).disk() && !Alarms(Alarms::DISK).memory());
+    }
 }

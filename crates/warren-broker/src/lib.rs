@@ -32,6 +32,6 @@ mod queue_args;
 pub mod server;
 pub mod vhost;
 
-pub use broker::{Broker, StartError};
+pub use broker::{Alarms, Broker, StartError};
 pub use config::{Config, User};
 pub use server::{ServerHandle, serve, spawn};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::memory_alarm::Watermark;
+use crate::alarms::Watermark;
 
 /// Warren, an AMQP 0-9-1 message broker. With no arguments it listens on port 5672 of
 /// 127.0.0.1 and ::1 and keeps its data in ./warren-data.
@@ -66,6 +66,12 @@ pub(crate) struct Cli {
     /// or 0 for none.
     #[arg(long, env = "WARREN_MEMORY_HIGH_WATERMARK", default_value = "0.4")]
     pub memory_high_watermark: Watermark,
+
+    /// Free disk space limit: while the data directory's file system has less free
+    /// space, publishing connections are blocked. A size (`50MB`, `2GiB`, octets), a
+    /// fraction of the memory available, or 0 for none.
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value = "50MB")]
+    pub disk_free_limit: Watermark,
 }
 
 impl Cli {

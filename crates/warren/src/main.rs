@@ -1,8 +1,8 @@
 //! The `warren` binary: command line, logging, listeners and signals around
 //! `warren-broker`. It holds no broker logic.
 
+mod alarms;
 mod cli;
-mod memory_alarm;
 mod trim;
 
 use std::process::ExitCode;
@@ -91,9 +91,16 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     tokio::spawn(trim::release_free_memory_now_and_then());
-    let available = memory_alarm::available_memory().unwrap_or(u64::MAX);
+    let available = alarms::available_memory().unwrap_or(u64::MAX);
     if let Some(limit) = cli.memory_high_watermark.limit(available) {
-        tokio::spawn(memory_alarm::watch_memory(broker.clone(), limit));
+        tokio::spawn(alarms::watch_memory(broker.clone(), limit));
+    }
+    if let Some(limit) = cli.disk_free_limit.limit(available) {
+        tokio::spawn(alarms::watch_disk(
+            broker.clone(),
+            cli.data_dir.clone(),
+            limit,
+        ));
     }
     info!(version = env!("CARGO_PKG_VERSION"), "Warren started");
     warren_broker::serve(broker, listeners, shutdown_signal()).await;

@@ -137,15 +137,15 @@ async fn flags_set_address_and_port_and_sigint_stops_it() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-#[tokio::test]
-async fn over_the_memory_high_watermark_a_publisher_is_blocked() {
+/// Starts the binary with `flags` and publishes until the connection is blocked;
+/// returns the reason given.
+async fn blocked_reason(flags: &[&str]) -> String {
     use warren_codec::method::Method;
     use warren_codec::spec::{AMQPClass, connection};
     use warren_testkit::raw::publish_frames;
 
     let port = free_port();
     let data = tempfile_dir();
-    // Far below any broker's resident size: the alarm goes on at the first check.
     let child = warren()
         .args([
             "--bind",
@@ -155,7 +155,8 @@ async fn over_the_memory_high_watermark_a_publisher_is_blocked() {
             "--data-dir",
             &data,
         ])
-        .args(["--log-level", "warn", "--memory-high-watermark", "1MiB"])
+        .args(["--log-level", "warn"])
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -175,15 +176,27 @@ async fn over_the_memory_high_watermark_a_publisher_is_blocked() {
             break m;
         }
     };
-    assert!(
-        matches!(
-            &blocked,
-            Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(b)))
-                if b.reason.as_str() == "low on memory"
-        ),
-        "{blocked:?}"
-    );
     let _ = std::fs::remove_dir_all(&data);
+    match blocked {
+        Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
+            b.reason.to_string()
+        }
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn over_the_memory_high_watermark_a_publisher_is_blocked() {
+    // Far below any broker's resident size: the alarm goes on at the first check.
+    let reason = blocked_reason(&["--memory-high-watermark", "1MiB"]).await;
+    assert_eq!(reason, "low on memory");
+}
+
+#[tokio::test]
+async fn under_the_free_disk_space_limit_a_publisher_is_blocked() {
+    // More than any disk has free.
+    let reason = blocked_reason(&["--disk-free-limit", "1000000GiB"]).await;
+    assert_eq!(reason, "low on disk");
 }
 
 fn tempfile_dir() -> String {

@@ -1,5 +1,5 @@
 //! Flow control by resource alarm, as RabbitMQ does it: a connection that publishes
-//! while the memory alarm is set is not read again until the alarm clears. A client
+//! while the memory or disk alarm is set is not read again until every alarm clears. A client
 //! that announced the `connection.blocked` capability is told so (`connection.blocked`,
 //! then `connection.unblocked`). A connection that only consumes is never blocked: its
 //! consumers are what brings the memory down.
@@ -8,9 +8,6 @@ use tokio::time::Instant;
 use warren_codec::spec::{AMQPClass, connection};
 
 use super::{Connection, Flow};
-
-/// RabbitMQ's reason for the memory alarm, which clients show to their users.
-const LOW_ON_MEMORY: &str = "low on memory";
 
 /// Whether the connection is held back by the alarm.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,29 +24,32 @@ impl Connection {
     pub(super) fn block_if_alarmed(&mut self) -> bool {
         // The atomic first: this runs for every publish, the watch's lock only when the
         // alarm is on. Reading the watch marks its value seen, so its clearing wakes us.
-        if self.closing.is_some()
-            || !self.session.broker.memory_alarm()
-            || !*self.alarm.borrow_and_update()
-        {
+        if self.closing.is_some() || self.session.broker.alarms().is_empty() {
+            return false;
+        }
+        let alarms = *self.alarm.borrow_and_update();
+        if alarms.is_empty() {
             return false;
         }
         let told = self.session.connection_blocked;
+        let reason = alarms.reason();
         if told {
             self.session.send_method(
                 0,
                 &AMQPClass::Connection(connection::AMQPMethod::Blocked(connection::Blocked {
-                    reason: LOW_ON_MEMORY.into(),
+                    reason: reason.as_str().into(),
                 })),
             );
         }
-        tracing::info!(told, "publishing connection blocked by the memory alarm");
+        tracing::info!(told, %reason, "publishing connection blocked by a resource alarm");
         self.blocked = Blocked::Yes { told };
         true
     }
 
-    /// The alarm changed (or its sender is gone) while blocked: go on if it cleared.
+    /// The alarms changed (or their sender is gone) while blocked: go on once none is
+    /// left.
     pub(super) async fn on_alarm_change(&mut self, alarm_gone: bool) -> Flow {
-        if !alarm_gone && *self.alarm.borrow_and_update() {
+        if !alarm_gone && !self.alarm.borrow_and_update().is_empty() {
             return Flow::Continue;
         }
         if let Blocked::Yes { told: true } = self.blocked {

@@ -148,7 +148,7 @@ async fn serve_socket(
         last_write: now,
         closing: None,
         read_plan: ReadPlan::default(),
-        alarm: broker.watch_memory_alarm(),
+        alarm: broker.watch_alarms(),
         blocked: Blocked::No,
     };
     connection.serve(stop).await;
@@ -179,8 +179,8 @@ pub(crate) struct Connection {
     last_write: Instant,
     closing: Option<Closing>,
     read_plan: ReadPlan,
-    /// The broker's memory alarm, to learn when it clears.
-    alarm: watch::Receiver<bool>,
+    /// The broker's resource alarms, to learn when they clear.
+    alarm: watch::Receiver<crate::Alarms>,
     /// Held back by the alarm: the socket is not read meanwhile.
     blocked: Blocked,
 }

@@ -1,6 +1,9 @@
-//! The memory high watermark (RabbitMQ's `vm_memory_high_watermark`): the broker's
-//! resident size is checked ten times a second, and while it is at or above the watermark
-//! the broker's memory alarm is set, which blocks publishing connections.
+//! The resource alarms, as RabbitMQ has them. The memory high watermark
+//! (`vm_memory_high_watermark`): the broker's resident size is checked ten times a
+//! second, and while it is at or above the watermark the memory alarm is set. The free
+//! disk space limit (`disk_free_limit`): the free space of the data directory's file
+//! system is checked every second, and while it is below the limit the disk alarm is
+//! set. Either blocks publishing connections.
 //!
 //! The resident size is what the kernel and container limits count. It falls back
 //! once memory is freed because the allocator's free memory is given back first (see
@@ -19,12 +22,13 @@ use warren_broker::Broker;
 /// costs tens of microseconds.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
-/// What `--memory-high-watermark` asked for.
+/// What `--memory-high-watermark` or `--disk-free-limit` asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Watermark {
     /// No alarm.
     Off,
-    /// A share of the memory available to the process.
+    /// A share of the memory available to the process (for the disk limit too, as
+    /// RabbitMQ's `disk_free_limit.relative`).
     Relative(f64),
     /// Octets.
     Absolute(u64),
@@ -140,7 +144,7 @@ pub(crate) async fn watch_memory(broker: Arc<Broker>, limit: u64) {
             .flatten()
             .unwrap_or(rss);
         }
-        if (rss >= limit) != broker.memory_alarm() {
+        if (rss >= limit) != broker.alarms().memory() {
             info!(
                 resident_mib = rss >> 20,
                 limit_mib = limit >> 20,
@@ -149,6 +153,42 @@ pub(crate) async fn watch_memory(broker: Arc<Broker>, limit: u64) {
         }
         broker.set_memory_alarm(rss >= limit);
     }
+}
+
+/// How often the data directory's free space is compared with the limit.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Sets and clears the broker's disk alarm as the free space of `dir`'s file system
+/// crosses `limit`; runs until the process ends.
+pub(crate) async fn watch_disk(broker: Arc<Broker>, dir: std::path::PathBuf, limit: u64) {
+    info!(limit_mib = limit >> 20, "free disk space limit");
+    let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let free = match free_space(&dir) {
+            Ok(free) => free,
+            Err(e) => {
+                warn!(error = %e, dir = %dir.display(), "cannot read the free disk space; the disk alarm is off");
+                broker.set_disk_alarm(false);
+                return;
+            }
+        };
+        if (free < limit) != broker.alarms().disk() {
+            info!(
+                free_mib = free >> 20,
+                limit_mib = limit >> 20,
+                "free disk space limit crossed"
+            );
+        }
+        broker.set_disk_alarm(free < limit);
+    }
+}
+
+/// Octets an unprivileged process may still write on `dir`'s file system.
+fn free_space(dir: &std::path::Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 #[cfg(test)]
@@ -182,5 +222,6 @@ mod tests {
         assert_eq!(kib_field(meminfo, "VmRSS:"), None);
         assert!(available_memory().is_some_and(|m| m > 0));
         assert!(resident().is_some_and(|r| r > 0));
+        assert!(free_space(std::path::Path::new(".")).is_ok_and(|f| f > 0));
     }
 }
