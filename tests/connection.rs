@@ -661,3 +661,21 @@ async fn disk_and_memory_alarms_block_together_until_both_clear() {
     }
     until_ready(&mut observer, "two-alarms", 2).await;
 }
+
+/// A blocked connection still reads the `close-ok` to a `connection.close` it was sent:
+/// shutdown does not wait out the close timeout for it.
+#[tokio::test]
+async fn a_blocked_connection_still_hears_close_ok_at_shutdown() {
+    // A close timeout far longer than the wait below: only a close-ok ends it sooner.
+    let broker = TestBroker::start_with(|c| c.close_timeout = Duration::from_secs(60)).await;
+    let mut c = RawClient::open(broker.addr()).await;
+    broker.broker().set_memory_alarm(true);
+    c.send(&raw::publish_frames(1, "", "anywhere", &[], b"held"))
+        .await;
+    let (_, m) = c.read_method().await.unwrap();
+    assert!(is_blocked(&m), "{m:?}");
+    let stopping = tokio::spawn(broker.shutdown());
+    // Answers close-ok.
+    assert_eq!(c.expect_connection_close().await.code, 320);
+    tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
+}

@@ -598,11 +598,20 @@ async fn empty_queue_name_means_the_last_declared_queue() {
 /// them in the same burst of input must still see every one of them, for each queue.
 #[tokio::test]
 async fn methods_after_a_burst_of_publishes_see_all_of_them_in_order() {
+    burst_then_methods(TestBroker::start().await).await;
+}
+
+/// The same with inboxes so small that most batches wait for room (parked).
+#[tokio::test]
+async fn methods_after_a_burst_of_parked_publishes_see_all_of_them_in_order() {
+    burst_then_methods(TestBroker::start_with(|c| c.queue_command_capacity = 4).await).await;
+}
+
+async fn burst_then_methods(broker: TestBroker) {
     use warren_codec::method::Method;
     use warren_codec::spec::{AMQPClass, basic, queue};
     use warren_e2e::raw::{method_frame, publish_frames};
 
-    let broker = TestBroker::start().await;
     let mut c = RawClient::open(broker.addr()).await;
     let declare = |name: &str, passive: bool| {
         method_frame(

@@ -1,22 +1,14 @@
 //! Flow control by resource alarm, as RabbitMQ does it: a connection that publishes
-//! while the memory or disk alarm is set is not read again until every alarm clears. A client
-//! that announced the `connection.blocked` capability is told so (`connection.blocked`,
-//! then `connection.unblocked`). A connection that only consumes is never blocked: its
+//! while the memory or disk alarm is set is not read again until every alarm clears
+//! (unless it is closing and waits for `close-ok`). A client that announced the
+//! `connection.blocked` capability is told so (`connection.blocked`, then
+//! `connection.unblocked`). A connection that only consumes is never blocked: its
 //! consumers are what brings the memory down.
 
 use tokio::time::Instant;
 use warren_codec::spec::{AMQPClass, connection};
 
 use super::{Connection, Flow};
-
-/// Whether the connection is held back by the alarm.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) enum Blocked {
-    #[default]
-    No,
-    /// Not read until the alarm clears; `told` when the client got `connection.blocked`.
-    Yes { told: bool },
-}
 
 impl Connection {
     /// After a `basic.publish` method: block if the alarm is set. `true` if blocked;
@@ -42,7 +34,7 @@ impl Connection {
             );
         }
         tracing::info!(told, %reason, "publishing connection blocked by a resource alarm");
-        self.blocked = Blocked::Yes { told };
+        self.blocked = true;
         true
     }
 
@@ -52,13 +44,13 @@ impl Connection {
         if !alarm_gone && !self.alarm.borrow_and_update().is_empty() {
             return Flow::Continue;
         }
-        if let Blocked::Yes { told: true } = self.blocked {
+        if self.session.connection_blocked && self.closing.is_none() {
             self.session.send_method(
                 0,
                 &AMQPClass::Connection(connection::AMQPMethod::Unblocked(connection::Unblocked {})),
             );
         }
-        self.blocked = Blocked::No;
+        self.blocked = false;
         tracing::info!("publishing connection unblocked");
         // The client's heartbeats went unread meanwhile; its clock starts again now.
         self.last_read = Instant::now();

@@ -14,7 +14,7 @@ use crate::error::{
 };
 
 /// Class and method id of `basic.publish` (60, 40), as they open its method payload.
-const BASIC_PUBLISH_ID: [u8; 4] = [0, 60, 0, 40];
+pub(super) const BASIC_PUBLISH_ID: [u8; 4] = [0, 60, 0, 40];
 
 /// A content or heartbeat-with-payload frame where it cannot be: RabbitMQ's
 /// `UNEXPECTED_FRAME - type N, all octets = <<...>>`.

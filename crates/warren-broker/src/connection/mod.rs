@@ -35,7 +35,6 @@ use crate::credit::Credit;
 use crate::error::{AmqpException, is_fatal_framing};
 use crate::queue::QueueCmd;
 use crate::server::stopped;
-use blocking::Blocked;
 use handshake::{Refused, handshake, refuse};
 use read_plan::{READ_CHUNK, ReadPlan};
 
@@ -149,7 +148,7 @@ async fn serve_socket(
         closing: None,
         read_plan: ReadPlan::default(),
         alarm: broker.watch_alarms(),
-        blocked: Blocked::No,
+        blocked: false,
     };
     connection.serve(stop).await;
     debug!("closed");
@@ -162,9 +161,6 @@ struct Closing {
     /// The input can no longer be split into frames; it is discarded.
     framing_lost: bool,
 }
-
-/// The start of a `basic.publish` method frame's payload: class 60, method 40.
-const BASIC_PUBLISH: [u8; 4] = [0, 60, 0, 40];
 
 pub(crate) struct Connection {
     io: Io,
@@ -181,8 +177,9 @@ pub(crate) struct Connection {
     read_plan: ReadPlan,
     /// The broker's resource alarms, to learn when they clear.
     alarm: watch::Receiver<crate::Alarms>,
-    /// Held back by the alarm: the socket is not read meanwhile.
-    blocked: Blocked,
+    /// Held back by a resource alarm: the socket is not read meanwhile (unless we are
+    /// closing the connection and wait for `close-ok`).
+    blocked: bool,
 }
 
 impl Connection {
@@ -191,9 +188,9 @@ impl Connection {
             let read_limit = self.read_plan.prepare(&mut self.io.rbuf);
             let deadline = self.next_deadline();
             let take_outbound = self.session.has_room();
-            let blocked = self.blocked != Blocked::No;
+            let blocked = self.blocked;
             let flow = tokio::select! {
-                read = read_some(&mut self.io.rd, &mut self.io.rbuf, read_limit), if !blocked => match read {
+                read = read_some(&mut self.io.rd, &mut self.io.rbuf, read_limit), if !blocked || self.closing.is_some() => match read {
                     Ok(0) | Err(_) => Flow::Stop,
                     Ok(_) => {
                         self.last_read = Instant::now();
@@ -257,14 +254,15 @@ impl Connection {
                     continue;
                 }
             };
-            let publish =
-                frame.frame_type == FrameType::Method && frame.payload.starts_with(&BASIC_PUBLISH);
+            let publish = frame.frame_type == FrameType::Method
+                && frame.payload.starts_with(&frames::BASIC_PUBLISH_ID);
             let flow = match self.on_publish_frame(frame) {
                 Ok(flow) => flow,
                 Err(frame) => {
                     // Any other method may depend on what was published before it (a
-                    // passive declare counts it, a get takes it): queues get it first.
-                    self.session.send_publishes();
+                    // passive declare counts it, a get takes it): queues get it first,
+                    // waiting for room if need be.
+                    self.session.send_parked().await;
                     self.on_frame(frame).await
                 }
             };
@@ -356,7 +354,7 @@ impl Connection {
         }
         if let Some(hb) = self.heartbeat {
             deadline = deadline.min(self.last_write + hb / 2);
-            if self.blocked == Blocked::No {
+            if !self.blocked {
                 deadline = deadline.min(self.last_read + hb * 2);
             }
         }
@@ -407,7 +405,7 @@ impl Connection {
         }
         if let Some(hb) = self.heartbeat {
             // A blocked connection is not read, so its heartbeats cannot be seen.
-            if self.blocked == Blocked::No && now >= self.last_read + hb * 2 {
+            if !self.blocked && now >= self.last_read + hb * 2 {
                 warn!(
                     timeout_secs = hb.as_secs(),
                     "missed heartbeats from client, closing"
