@@ -176,24 +176,23 @@ impl Broker {
     }
 
     fn set_alarm(&self, bit: u8, resource: &str, on: bool) {
-        let before = if on {
-            self.alarms.fetch_or(bit, Ordering::SeqCst)
-        } else {
-            self.alarms.fetch_and(!bit, Ordering::SeqCst)
-        };
-        if (before & bit != 0) == on {
-            return;
-        }
-        if on {
+        // Under the watch's lock, so that the atomic and the watch change together even
+        // when two resources' monitors set and clear at the same moment.
+        let changed = self.alarm_changes.send_if_modified(|alarms| {
+            let before = self.alarms.load(Ordering::SeqCst);
+            let after = if on { before | bit } else { before & !bit };
+            self.alarms.store(after, Ordering::SeqCst);
+            *alarms = Alarms(after);
+            before != after
+        });
+        if changed && on {
             warn!(
                 resource,
                 "resource alarm set: publishing connections are blocked"
             );
-        } else {
+        } else if changed {
             info!(resource, "resource alarm cleared");
         }
-        self.alarm_changes
-            .send_replace(Alarms(self.alarms.load(Ordering::SeqCst)));
     }
 
     /// The alarms in effect.

@@ -28,7 +28,8 @@ use crate::queue_args::{Overflow, QueueConfig};
 use crate::vhost::{Targets, VHost};
 
 /// Commands handled before the task delivers again, so a burst of publishes is delivered
-/// in batches rather than one message per wake-up.
+/// in batches rather than one message per wake-up. (A command may carry up to 128
+/// publishes; the inbox's bound in messages, 512 by default, is what limits a batch.)
 const COMMAND_BATCH: usize = 256;
 
 /// Deliveries prepared before they are sent: for a durable queue, their "delivered"
