@@ -134,3 +134,13 @@ impl TestBroker {
         }
     }
 }
+
+/// Whether something accepts connections on `addr`. A connection to a free port in the
+/// ephemeral range can, rarely, be made to itself (TCP simultaneous open when the
+/// kernel picks that same port as the local one): that is nobody listening.
+pub async fn accepts(addr: SocketAddr) -> bool {
+    match tokio::net::TcpStream::connect(addr).await {
+        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
+        Err(_) => false,
+    }
+}

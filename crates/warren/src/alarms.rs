@@ -76,11 +76,12 @@ impl std::str::FromStr for Watermark {
 }
 
 impl Watermark {
-    /// The limit in octets, given the memory available; `None` when off.
-    pub(crate) fn limit(self, available: u64) -> Option<u64> {
+    /// The limit in octets, given the memory available (if known); `None` when off,
+    /// or when relative to a memory size that cannot be read.
+    pub(crate) fn limit(self, available: Option<u64>) -> Option<u64> {
         match self {
             Watermark::Off => None,
-            Watermark::Relative(share) => Some((available as f64 * share) as u64),
+            Watermark::Relative(share) => available.map(|a| (a as f64 * share) as u64),
             Watermark::Absolute(octets) => Some(octets),
         }
     }
@@ -131,12 +132,14 @@ pub(crate) async fn watch_memory(broker: Arc<Broker>, limit: u64) {
         tick.tick().await;
         let Some(mut rss) = resident() else {
             warn!("cannot read the resident size; the memory alarm is off");
+            broker.set_memory_alarm(false);
             return;
         };
         if rss >= limit {
-            // Only memory in use counts: give the free part back, then look again.
+            // Only memory in use counts: give a large free part back, then look again.
+            // (Not the whole of it every time: a trim walks every arena under its lock.)
             rss = tokio::task::spawn_blocking(|| {
-                warren_alloc::release_free_memory();
+                crate::trim::release_if_worth_it();
                 resident()
             })
             .await
@@ -210,9 +213,10 @@ mod tests {
         for bad in ["1.5", "-1", "0.4GB", "2TB", "lots", ""] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(Watermark::Relative(0.5).limit(1000), Some(500));
-        assert_eq!(Watermark::Absolute(7).limit(1000), Some(7));
-        assert_eq!(Watermark::Off.limit(1000), None);
+        assert_eq!(Watermark::Relative(0.5).limit(Some(1000)), Some(500));
+        assert_eq!(Watermark::Relative(0.5).limit(None), None);
+        assert_eq!(Watermark::Absolute(7).limit(None), Some(7));
+        assert_eq!(Watermark::Off.limit(Some(1000)), None);
     }
 
     #[test]

@@ -91,7 +91,10 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     tokio::spawn(trim::release_free_memory_now_and_then());
-    let available = alarms::available_memory().unwrap_or(u64::MAX);
+    let available = alarms::available_memory();
+    if available.is_none() {
+        warn!("cannot read the memory size: relative alarm limits are off");
+    }
     if let Some(limit) = cli.memory_high_watermark.limit(available) {
         tokio::spawn(alarms::watch_memory(broker.clone(), limit));
     }

@@ -25,11 +25,7 @@ pub(crate) async fn release_free_memory_now_and_then() {
     loop {
         tick.tick().await;
         // Off the runtime's workers: a trim locks each arena in turn.
-        let trimmed = tokio::task::spawn_blocking(|| {
-            let held = warren_alloc::heap_stats()?;
-            (held.free >= KEEP_FREE).then(|| (held, warren_alloc::release_free_memory()))
-        })
-        .await;
+        let trimmed = tokio::task::spawn_blocking(release_if_worth_it).await;
         if let Ok(Some((held, released))) = trimmed {
             debug!(
                 free_mib = held.free >> 20,
@@ -39,4 +35,11 @@ pub(crate) async fn release_free_memory_now_and_then() {
             );
         }
     }
+}
+
+/// Gives the allocator's free memory back if it holds at least [`KEEP_FREE`] of it;
+/// what it held, and whether anything went back, when it tried. Blocks while it trims.
+pub(crate) fn release_if_worth_it() -> Option<(warren_alloc::HeapStats, bool)> {
+    let held = warren_alloc::heap_stats()?;
+    (held.free >= KEEP_FREE).then(|| (held, warren_alloc::release_free_memory()))
 }

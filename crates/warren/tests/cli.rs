@@ -46,7 +46,7 @@ impl Drop for Running {
 
 async fn wait_for_port(addr: SocketAddr) {
     let started = Instant::now();
-    while !accepts(addr).await {
+    while !warren_testkit::accepts(addr).await {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{addr} never accepted"
@@ -221,15 +221,5 @@ impl WaitOutput for Child {
             let _ = stderr.read_to_string(&mut err);
         }
         (status, err)
-    }
-}
-
-/// Whether a broker accepts on `addr`. A connection to a free port in the ephemeral
-/// range can, rarely, be made to itself (TCP simultaneous open when the kernel picks
-/// that same port as the local one): that is nobody listening.
-async fn accepts(addr: SocketAddr) -> bool {
-    match tokio::net::TcpStream::connect(addr).await {
-        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
-        Err(_) => false,
     }
 }

@@ -78,7 +78,7 @@ async fn start(data: &Path) -> Broker {
         .unwrap();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let started = Instant::now();
-    while !accepts(addr).await {
+    while !warren_testkit::accepts(addr).await {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "warren never listened"
@@ -346,14 +346,4 @@ async fn no_confirmed_message_is_lost_across_sigkills() {
         "the harness confirmed too little to mean anything"
     );
     assert!(violations.is_empty(), "{violations:#?}");
-}
-
-/// Whether a broker accepts on `addr`. A connection to a free port in the ephemeral
-/// range can, rarely, be made to itself (TCP simultaneous open when the kernel picks
-/// that same port as the local one): that is nobody listening.
-async fn accepts(addr: SocketAddr) -> bool {
-    match tokio::net::TcpStream::connect(addr).await {
-        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
-        Err(_) => false,
-    }
 }
