@@ -79,7 +79,7 @@ impl Client {
         c.send(
             0,
             &AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-                client_properties: FieldTable::default(),
+                client_properties: client_properties(),
                 mechanism: "PLAIN".into(),
                 response: format!("\0{}\0{}", target.user, target.password).into(),
                 locale: "en_US".into(),
@@ -346,4 +346,18 @@ impl Client {
         self.expect(|m| matches!(m, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))))
             .await
     }
+}
+
+/// We ask to be told when the broker blocks a connection (`connection.blocked`), so
+/// that a run held back by a resource alarm says so rather than just looking slow.
+fn client_properties() -> FieldTable {
+    let mut capabilities = FieldTable::default();
+    capabilities.insert("connection.blocked".into(), AMQPValue::Boolean(true));
+    let mut props = FieldTable::default();
+    props.insert(
+        "product".into(),
+        AMQPValue::LongString("warren-perf".into()),
+    );
+    props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
+    props
 }

@@ -44,6 +44,8 @@ pub struct Stats {
     pub confirmed: AtomicU64,
     pub nacked: AtomicU64,
     pub consumed: AtomicU64,
+    /// Times a producer's connection was blocked by the broker (`connection.blocked`).
+    pub blocked: AtomicU64,
 }
 
 impl Stats {
@@ -55,6 +57,7 @@ impl Stats {
             confirmed: copy(&self.confirmed),
             nacked: copy(&self.nacked),
             consumed: copy(&self.consumed),
+            blocked: copy(&self.blocked),
         }
     }
 }
@@ -273,6 +276,8 @@ struct Summary {
     confirmed: u64,
     nacked: u64,
     consumed: u64,
+    /// Times a producer was blocked by a resource alarm of the broker.
+    blocked: u64,
     published_per_sec: f64,
     consumed_per_sec: f64,
     consumed_mib_per_sec: f64,
@@ -317,6 +322,7 @@ impl Summary {
             published,
             confirmed: stats.confirmed.load(Ordering::Relaxed),
             nacked: stats.nacked.load(Ordering::Relaxed),
+            blocked: stats.blocked.load(Ordering::Relaxed),
             consumed,
             published_per_sec: published as f64 / seconds,
             consumed_per_sec: consumed as f64 / seconds,
@@ -348,6 +354,9 @@ impl Summary {
         );
         if self.confirm.is_some() {
             println!("confirmed {} ({} nacked)", self.confirmed, self.nacked);
+        }
+        if self.blocked > 0 {
+            println!("blocked by the broker {} times", self.blocked);
         }
         println!("tool CPU {:.3} µs/msg", self.tool_cpu_us_per_msg);
         if let Some(c) = self.broker_cpu_us_per_msg {

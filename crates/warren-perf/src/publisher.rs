@@ -164,6 +164,23 @@ pub async fn produce(c: Client, mut batch: Batch, plan: Plan, shared: Arc<Shared
     Ok(())
 }
 
+/// `connection.blocked` (with its reason) or `connection.unblocked` for a producer:
+/// counted, and said on stderr, since a blocked run otherwise only looks slow.
+fn note_blocking(blocked: bool, payload: &bytes::Bytes, shared: &Shared) {
+    if blocked {
+        shared.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        let reason = match warren_codec::method::decode_method(payload) {
+            Ok(warren_codec::method::Method::Other(AMQPClass::Connection(
+                connection::AMQPMethod::Blocked(b),
+            ))) => b.reason.to_string(),
+            _ => String::new(),
+        };
+        eprintln!("warren-perf: the broker blocked a producer ({reason})");
+    } else {
+        eprintln!("warren-perf: the broker unblocked a producer");
+    }
+}
+
 /// Waits until `due`, to within the kernel's timer precision. Tokio's timer ticks once
 /// a millisecond: on it alone, 5,000 msg/s becomes bursts of five a millisecond apart,
 /// and a latency run measures the wait behind the burst rather than one message's
@@ -227,6 +244,8 @@ async fn read_confirms(mut rd: OwnedReadHalf, window: Option<Arc<Semaphore>>, sh
                 return;
             } else if class == 10 && method == 51 {
                 return;
+            } else if class == 10 && (method == 60 || method == 61) {
+                note_blocking(method == 60, &frame.payload, &shared);
             }
         }
     }
@@ -273,6 +292,9 @@ pub async fn produce_one_at_a_time(
                 }
                 if class == 10 && method == 50 {
                     return Err("the broker closed the publisher".into());
+                }
+                if class == 10 && (method == 60 || method == 61) {
+                    note_blocking(method == 60, &frame.payload, &shared);
                 }
             }
             if rd.read_buf(&mut rbuf).await? == 0 {

@@ -134,8 +134,9 @@ async fn a_latency_run_keeps_to_its_rate_and_reports_ordered_percentiles() {
     );
     assert!(published >= 500, "{published} in {seconds} s");
     let l = &s["latency_us"];
-    let samples = l["samples"].as_u64().unwrap();
-    assert!(samples > 0 && samples <= published, "{l}");
+    // (Samples are counted until the consumers stop, after the published count is
+    // taken, so they may exceed it by the last few.)
+    assert!(l["samples"].as_u64().unwrap() > 0, "{l}");
     let [p50, p90, p99, p999, max] =
         ["p50", "p90", "p99", "p999", "max"].map(|k| l[k].as_u64().unwrap());
     assert!(
@@ -194,4 +195,22 @@ async fn a_bad_combination_fails_before_connecting() {
     .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--rate must be positive"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_held_back_by_a_resource_alarm_says_so_and_finishes_once_it_clears() {
+    let broker = TestBroker::start().await;
+    broker.broker().set_memory_alarm(true);
+    let clear = {
+        let broker = broker.broker().clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            broker.set_memory_alarm(false);
+        })
+    };
+    let s = perf(&broker, &["--messages", "1000", "--duration", "60"]).await;
+    clear.await.unwrap();
+    assert!(count(&s, "blocked") >= 1, "{s}");
+    assert_eq!(count(&s, "consumed"), 1000);
+    broker.shutdown().await;
 }
