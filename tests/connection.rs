@@ -464,18 +464,7 @@ async fn the_amqp_0_9_header_is_served_as_0_9_1_like_rabbitmq() {
 }
 
 fn declare_method(queue: &str, passive: bool) -> Vec<u8> {
-    raw::method_frame(
-        1,
-        &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-            queue: queue.into(),
-            passive,
-            durable: false,
-            exclusive: false,
-            auto_delete: false,
-            nowait: false,
-            arguments: Default::default(),
-        })),
-    )
+    raw::queue_declare_frame(1, queue, passive)
 }
 
 /// Messages ready in `queue`, by a passive declare on channel 1 of `c`.

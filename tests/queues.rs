@@ -610,23 +610,10 @@ async fn methods_after_a_burst_of_parked_publishes_see_all_of_them_in_order() {
 async fn burst_then_methods(broker: TestBroker) {
     use warren_codec::method::Method;
     use warren_codec::spec::{AMQPClass, basic, queue};
-    use warren_e2e::raw::{method_frame, publish_frames};
+    use warren_e2e::raw::{method_frame, publish_frames, queue_declare_frame};
 
     let mut c = RawClient::open(broker.addr()).await;
-    let declare = |name: &str, passive: bool| {
-        method_frame(
-            1,
-            &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-                queue: name.into(),
-                passive,
-                durable: false,
-                exclusive: false,
-                auto_delete: false,
-                nowait: false,
-                arguments: Default::default(),
-            })),
-        )
-    };
+    let declare = |name: &str, passive: bool| queue_declare_frame(1, name, passive);
     for name in ["burst-a", "burst-b"] {
         c.send(&declare(name, false)).await;
         c.read_method().await.unwrap();

@@ -61,6 +61,26 @@ pub fn method_frame(channel: u16, method: &AMQPClass) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// A `queue.declare` of a plain queue (not durable, exclusive or auto-delete, no
+/// arguments), or a passive one to read its counts.
+#[must_use]
+pub fn queue_declare_frame(channel: u16, queue: &str, passive: bool) -> Vec<u8> {
+    method_frame(
+        channel,
+        &AMQPClass::Queue(warren_codec::spec::queue::AMQPMethod::Declare(
+            warren_codec::spec::queue::Declare {
+                queue: queue.into(),
+                passive,
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                nowait: false,
+                arguments: Default::default(),
+            },
+        )),
+    )
+}
+
 /// A `basic.publish` + header + body, with an optional raw property section.
 #[must_use]
 pub fn publish_frames(
