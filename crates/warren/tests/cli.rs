@@ -35,6 +35,20 @@ fn warren() -> Command {
     Command::new(env!("CARGO_BIN_EXE_warren"))
 }
 
+/// The binary, given flags for 127.0.0.1:`port` and the data directory `data`.
+fn warren_on_loopback(port: u16, data: &str) -> Command {
+    let mut command = warren();
+    command.args([
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+        data,
+    ]);
+    command
+}
+
 struct Running(Child);
 
 impl Drop for Running {
@@ -109,17 +123,8 @@ async fn listens_on_both_loopbacks_from_env_and_stops_on_sigterm_with_320() {
 async fn flags_set_address_and_port_and_sigint_stops_it() {
     let port = free_port();
     let data = tempfile_dir();
-    let child = warren()
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-            &data,
-            "--log-level",
-            "debug",
-        ])
+    let child = warren_on_loopback(port, &data)
+        .args(["--log-level", "debug"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -146,15 +151,7 @@ async fn blocked_reason(flags: &[&str]) -> String {
 
     let port = free_port();
     let data = tempfile_dir();
-    let child = warren()
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-            &data,
-        ])
+    let child = warren_on_loopback(port, &data)
         .args(["--log-level", "warn"])
         .args(flags)
         .stdout(Stdio::null())
