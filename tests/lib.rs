@@ -130,11 +130,21 @@ pub async fn publish_refusal(
     publish: warren_codec::spec::basic::Publish,
     properties: &[u8],
 ) -> raw::Closed {
+    publish_refusal_of(broker, publish, properties, b"body").await
+}
+
+/// [`publish_refusal`] with a chosen body; an empty one ends the content at its header.
+pub async fn publish_refusal_of(
+    broker: &TestBroker,
+    publish: warren_codec::spec::basic::Publish,
+    properties: &[u8],
+    body: &[u8],
+) -> raw::Closed {
     use warren_codec::method::Method;
     use warren_codec::spec::{AMQPClass, basic, channel, connection};
     let mut c = RawClient::open(broker.addr()).await;
     let mut frames = raw::method_frame(1, &AMQPClass::Basic(basic::AMQPMethod::Publish(publish)));
-    frames.extend(raw::content_frames(1, properties, b"body"));
+    frames.extend(raw::content_frames(1, properties, body));
     c.send(&frames).await;
     loop {
         let (ch, m) = c.read_method().await.expect("the broker answers");

@@ -163,7 +163,10 @@ impl Channel {
             .content
             .header(payload, warren_codec::BASIC_CLASS_ID, max)?
         {
-            Some(content) => self.publish_content(s, content),
+            // An empty body ends the message here; its failures are still basic.publish's.
+            Some(content) => self
+                .publish_content(s, content)
+                .map_err(|e| e.during(PUBLISH)),
             None => Ok(()),
         }
     }
