@@ -74,6 +74,89 @@ async fn publish_to_a_missing_exchange_closes_the_channel_with_404() {
     declare(&ch, "ok").await;
 }
 
+/// What RabbitMQ 3.10.8 answered, checked with the differential storm
+/// (`tests/method_storm.rs`): an unknown delivery mode is refused, and a publish
+/// wrong in several ways is refused for its exchange first, then its reply-to, its
+/// user-id, its expiration, its CC/BCC headers, and last its delivery mode.
+#[tokio::test]
+async fn a_refused_publish_names_the_first_fault_rabbitmq_would_name() {
+    let broker = TestBroker::start().await;
+    let refusal = |exchange: &'static str, props: BasicProperties| {
+        let broker = &broker;
+        async move {
+            let props = warren_codec::properties::encode_properties(&props).unwrap();
+            let closed = warren_e2e::publish_refusal(
+                broker,
+                basic::Publish {
+                    exchange: exchange.into(),
+                    routing_key: "k".into(),
+                    ..Default::default()
+                },
+                &props,
+            )
+            .await;
+            assert_eq!((closed.class_id, closed.method_id), (60, 40));
+            (closed.code, closed.text)
+        }
+    };
+    for mode in [0, 3, 255] {
+        assert_eq!(
+            refusal("", BasicProperties::default().with_delivery_mode(mode)).await,
+            (
+                406,
+                format!("PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}")
+            )
+        );
+    }
+    let all_wrong = BasicProperties::default()
+        .with_delivery_mode(0)
+        .with_expiration("abc".into())
+        .with_user_id("mallory".into())
+        .with_reply_to("amq.rabbitmq.reply-to".into());
+    assert_eq!(
+        refusal("nope", all_wrong.clone()).await,
+        (
+            404,
+            "NOT_FOUND - no exchange 'nope' in vhost '/'".to_owned()
+        )
+    );
+    assert_eq!(
+        refusal("", all_wrong.clone()).await,
+        (
+            406,
+            "PRECONDITION_FAILED - fast reply consumer does not exist".to_owned()
+        )
+    );
+    assert_eq!(
+        refusal("", all_wrong.clone().with_reply_to("r".into())).await,
+        (
+            406,
+            "PRECONDITION_FAILED - user_id property set to 'mallory' but authenticated user was 'guest'"
+                .to_owned()
+        )
+    );
+    let all_wrong = all_wrong
+        .with_reply_to("r".into())
+        .with_user_id("guest".into());
+    assert_eq!(
+        refusal("", all_wrong.clone()).await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid expiration 'abc': no_integer".to_owned()
+        )
+    );
+    let mut cc = FieldTable::default();
+    cc.insert("CC".into(), AMQPValue::LongString("notarray".into()));
+    assert_eq!(
+        refusal("", all_wrong.with_expiration("1".into()).with_headers(cc)).await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}"
+                .to_owned()
+        )
+    );
+}
+
 #[tokio::test]
 async fn mandatory_unroutable_is_returned_with_its_content() {
     let broker = TestBroker::start().await;

@@ -74,13 +74,15 @@ impl AmqpException {
     #[must_use]
     pub fn reply_text(&self) -> String {
         let mut text = format!("{} - {}", self.code.name(), self.text);
-        // reply-text is a short string: cut on a character boundary under 256 octets.
+        // reply-text is a short string. RabbitMQ cuts a longer one to 252 octets and
+        // marks the cut with "..."; so do we, on a character boundary.
         if text.len() > 255 {
-            let mut end = 255;
+            let mut end = 252;
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
             text.truncate(end);
+            text.push_str("...");
         }
         text
     }
@@ -313,6 +315,11 @@ mod tests {
         assert_eq!(e.reply_text(), "NOT_FOUND - no queue 'q' in vhost '/'");
         let long = queue_not_found(&"é".repeat(200), "/");
         assert!(long.reply_text().len() <= 255);
+        assert!(long.reply_text().ends_with("é..."));
+        // What RabbitMQ 3.10 sent for a passive declare of 'q' x 221.
+        let long = queue_not_found(&"q".repeat(221), "/");
+        assert_eq!(long.reply_text().len(), 255);
+        assert!(long.reply_text().ends_with("qqqq' in vhos..."));
     }
 
     #[test]

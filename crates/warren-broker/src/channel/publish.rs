@@ -18,7 +18,7 @@ use warren_store::{Body, Message, MessageRef};
 use super::Channel;
 use super::ack::Settle;
 use super::confirm::Confirms;
-use super::expiration::parse_expiration;
+use super::expiration::{invalid_expiration_text, parse_expiration};
 use super::reply_to::{REPLY_TO, reply_target};
 use super::unacked::Pending;
 use crate::broker::ReplyTarget;
@@ -135,50 +135,72 @@ impl Channel {
         if method.immediate {
             return Err(not_implemented("immediate=true"));
         }
+        // RabbitMQ refuses a message for the first of: its exchange, its direct
+        // reply-to, its user-id, its expiration, then anything else invalid in it
+        // (CC/BCC, then delivery-mode). The checks run in the order the work needs them
+        // and the refusal is picked by that rank afterwards.
         let summary = scan_properties(&properties)?;
-        if let Some(user_id) = summary.user_id {
+        let user_id_refusal = summary.user_id.and_then(|user_id| {
             let claimed = user_id.of(&properties);
-            if claimed != s.user.as_bytes() {
-                return Err(precondition(format!(
+            (claimed != s.user.as_bytes()).then(|| {
+                precondition(format!(
                     "user_id property set to '{}' but authenticated user was '{}'",
                     String::from_utf8_lossy(claimed),
                     s.user
-                )));
-            }
-        }
-        let expiration = match summary.expiration {
+                ))
+            })
+        });
+        let (expiration, expiration_refusal) = match summary.expiration {
             Some(span) => {
                 let raw = span.of(&properties);
-                Some(parse_expiration(raw).map_err(|why| {
-                    precondition(format!(
-                        "invalid expiration '{}': {why}",
-                        String::from_utf8_lossy(raw)
-                    ))
-                })?)
+                match parse_expiration(raw) {
+                    Ok(expiration) => (Some(expiration), None),
+                    Err(why) => (None, Some(precondition(invalid_expiration_text(raw, &why)))),
+                }
             }
-            None => None,
+            None => (None, None),
         };
+        let delivery_mode_refusal = match summary.delivery_mode {
+            None | Some(1 | 2) => None,
+            Some(mode) => Some(precondition(format!(
+                "invalid message: {{delivery_mode_unknown,{mode}}}"
+            ))),
+        };
+        let mut reply_to_refusal = None;
         if summary
             .reply_to
             .is_some_and(|span| span.of(&properties) == REPLY_TO.as_bytes())
         {
-            properties = self.rewrite_reply_to(&properties)?;
+            match self.rewrite_reply_to(&properties) {
+                Ok(rewritten) => properties = rewritten,
+                Err(e) => reply_to_refusal = Some(e),
+            }
         }
         let exchange = std::str::from_utf8(&method.exchange).map_err(|_| {
             exchange_not_found(&String::from_utf8_lossy(&method.exchange), s.vhost.name())
         })?;
         let mut targets = Targets::new();
         let strip_bcc;
+        let mut header_refusal = None;
         {
             let headers = LazyMessage {
                 raw: &properties,
                 span: summary.headers,
                 table: OnceCell::new(),
             };
-            let mut extra = header_routes(headers.headers(), "CC")?;
-            let bcc = header_routes(headers.headers(), "BCC")?;
-            strip_bcc = !bcc.is_empty() || headers.headers().is_some_and(|h| h.contains_key("BCC"));
-            extra.extend(bcc);
+            let mut extra = Vec::new();
+            match (
+                header_routes(headers.headers(), "CC"),
+                header_routes(headers.headers(), "BCC"),
+            ) {
+                (Ok(cc), Ok(bcc)) => {
+                    extra = cc;
+                    extra.extend(bcc);
+                }
+                (Err(e), _) | (_, Err(e)) => header_refusal = Some(e),
+            }
+            strip_bcc = headers.headers().is_some_and(|h| h.contains_key("BCC"));
+            // An unknown or internal exchange outranks everything else.
             s.vhost.route(
                 exchange,
                 &method.routing_key,
@@ -186,6 +208,14 @@ impl Channel {
                 &headers,
                 &mut targets,
             )?;
+        }
+        if let Some(refusal) = reply_to_refusal
+            .or(user_id_refusal)
+            .or(expiration_refusal)
+            .or(header_refusal)
+            .or(delivery_mode_refusal)
+        {
+            return Err(refusal);
         }
         let reply = reply_target(s, exchange, &method.routing_key);
         if strip_bcc {
