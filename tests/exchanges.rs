@@ -172,11 +172,21 @@ async fn exact_reply_texts_for_exchange_errors() {
         assert_eq!((closed.code, closed.text.as_str()), (code, text));
         assert_eq!(closed.class_id, 40);
     }
-    c.send_method(1, &declare("x", "foo", false, false)).await;
-    let closed = c.expect_connection_close().await;
-    assert_eq!(closed.code, 503);
-    assert_eq!(closed.text, "COMMAND_INVALID - invalid exchange type 'foo'");
-    assert_eq!((closed.class_id, closed.method_id), (40, 10));
+    // RabbitMQ 3.10.8's words: "unknown" for a plugin's type that is not enabled,
+    // "invalid" for the empty name.
+    for (kind, text) in [
+        (
+            "x-delayed-message",
+            "COMMAND_INVALID - unknown exchange type 'x-delayed-message'",
+        ),
+        ("", "COMMAND_INVALID - invalid exchange type ''"),
+    ] {
+        let mut c = RawClient::open(broker.addr()).await;
+        c.send_method(1, &declare("x", kind, false, false)).await;
+        let closed = c.expect_connection_close().await;
+        assert_eq!((closed.code, closed.text.as_str()), (503, text));
+        assert_eq!((closed.class_id, closed.method_id), (40, 10));
+    }
 }
 
 #[tokio::test]

@@ -168,9 +168,13 @@ impl VHost {
             };
         }
         let kind = ExchangeKind::parse(kind).ok_or_else(|| {
+            // RabbitMQ says "invalid" when the name happens to be an atom of its VM
+            // (`''`, `'local'`) and "unknown" otherwise, which is what the names
+            // clients send (a plugin's type not enabled, a typo) nearly always get.
+            let adjective = if kind.is_empty() { "invalid" } else { "unknown" };
             AmqpException::connection(
                 ReplyCode::CommandInvalid,
-                format!("invalid exchange type '{kind}'"),
+                format!("{adjective} exchange type '{kind}'"),
             )
         })?;
         if name.is_empty() {
