@@ -964,3 +964,77 @@ async fn argument_validation_uses_rabbitmq_texts() {
     }
     let _ = FieldArray::from(Vec::<AMQPValue>::new());
 }
+
+/// What RabbitMQ 3.10.8 answered (probed with pika): arguments are checked in its
+/// `declare_args` order, not the table's, and an argument of another queue type is
+/// refused on a classic queue instead of being ignored.
+#[tokio::test]
+async fn classic_queues_refuse_other_types_arguments_and_check_in_rabbitmq_order() {
+    let broker = TestBroker::start().await;
+    let mut c = warren_e2e::RawClient::open(broker.addr()).await;
+    use warren_codec::spec::{AMQPClass, queue};
+    let of_type = |key: &str| {
+        format!(
+            "PRECONDITION_FAILED - invalid arg '{key}' for queue 'v' in vhost '/' of queue type rabbit_classic_queue"
+        )
+    };
+    let cases: Vec<(Vec<(&str, AMQPValue)>, String)> = vec![
+        (
+            vec![
+                ("x-max-priority", AMQPValue::LongInt(-1)),
+                ("x-message-ttl", AMQPValue::LongInt(-1)),
+            ],
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'v' in vhost '/': {value_negative,-1}".into(),
+        ),
+        (
+            vec![("x-queue-version", AMQPValue::LongInt(3))],
+            "PRECONDITION_FAILED - invalid arg 'x-queue-version' for queue 'v' in vhost '/': \"unsupported queue version '3'\"".into(),
+        ),
+        (
+            vec![
+                ("x-max-age", s("1D")),
+                ("x-overflow", s("bogus")),
+            ],
+            "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'v' in vhost '/': invalid_overflow".into(),
+        ),
+        (vec![("x-max-age", s("1D"))], of_type("x-max-age")),
+        (
+            vec![("x-max-in-memory-length", AMQPValue::LongInt(5))],
+            of_type("x-max-in-memory-length"),
+        ),
+        (
+            vec![("x-dead-letter-strategy", s("at-least-once"))],
+            of_type("x-dead-letter-strategy"),
+        ),
+        (
+            vec![("x-stream-max-segment-size-bytes", AMQPValue::LongInt(-1))],
+            of_type("x-stream-max-segment-size-bytes"),
+        ),
+    ];
+    for (i, (arguments, expected)) in cases.into_iter().enumerate() {
+        let id = u16::try_from(i + 2).unwrap();
+        c.open_channel(id).await;
+        c.send_method(
+            id,
+            &AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                queue: "v".into(),
+                arguments: args(&arguments),
+                ..Default::default()
+            })),
+        )
+        .await;
+        let closed = c.expect_channel_close(id).await;
+        assert_eq!((closed.code, closed.text), (406, expected));
+    }
+    // Accepted: both queue versions, and keys no queue type knows.
+    let (_conn, ch) = channel(&broker).await;
+    for (name, arguments) in [
+        ("v1", args(&[("x-queue-version", AMQPValue::LongInt(1))])),
+        ("v2", args(&[("x-queue-version", AMQPValue::LongInt(2))])),
+        ("other", args(&[("x-storm", AMQPValue::LongInt(1))])),
+    ] {
+        ch.queue_declare(name.into(), QueueDeclareOptions::default(), arguments)
+            .await
+            .unwrap();
+    }
+}

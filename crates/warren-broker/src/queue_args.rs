@@ -5,14 +5,16 @@
 use warren_codec::types::{AMQPValue, FieldTable};
 use warren_router::{erlang_equal, erlang_term, erlang_type_name};
 
-use crate::error::{AmqpException, inequivalent, invalid_arg, not_implemented};
+use crate::error::{AmqpException, inequivalent, invalid_arg, not_implemented, precondition};
 
-/// The arguments RabbitMQ compares when a queue is declared again (its `declare_args`).
-const EQUIVALENCE_KEYS: [&str; 18] = [
+/// RabbitMQ's `declare_args()` (read from a running 3.10.8 node): the arguments it
+/// validates, in this order, and compares when a queue is declared again.
+const DECLARE_ARGS: [&str; 20] = [
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
     "x-max-length",
     "x-max-length-bytes",
     "x-max-in-memory-length",
@@ -20,6 +22,7 @@ const EQUIVALENCE_KEYS: [&str; 18] = [
     "x-max-priority",
     "x-overflow",
     "x-queue-mode",
+    "x-queue-version",
     "x-single-active-consumer",
     "x-queue-type",
     "x-quorum-initial-group-size",
@@ -28,6 +31,63 @@ const EQUIVALENCE_KEYS: [&str; 18] = [
     "x-initial-cluster-size",
     "x-queue-leader-locator",
 ];
+
+/// The arguments a classic queue takes (RabbitMQ's `rabbit_classic_queue`
+/// capabilities), plus `x-delivery-limit`, which Warren's classic queues honour
+/// (docs/compatibility.md).
+const CLASSIC_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
+    "x-delivery-limit",
+];
+
+/// The arguments of RabbitMQ's quorum queues.
+const QUORUM_ARGS: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-message-ttl",
+    "x-queue-leader-locator",
+];
+
+/// The arguments of RabbitMQ's streams.
+const STREAM_ARGS: &[&str] = &[
+    "x-max-length-bytes",
+    "x-queue-type",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+];
+
+/// Whether some queue type takes `key`: RabbitMQ refuses such an argument on a queue
+/// of another type, and ignores keys no type knows.
+fn known_argument(key: &str) -> bool {
+    [CLASSIC_ARGS, QUORUM_ARGS, STREAM_ARGS]
+        .iter()
+        .any(|args| args.contains(&key))
+}
 
 /// What a queue's `x-` arguments ask for, parsed once at declaration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,6 +248,10 @@ fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), Strin
             Some(_) => Err("invalid_overflow".into()),
             None => Err(unacceptable()),
         },
+        "x-queue-version" => match int()? {
+            1 | 2 => Ok(()),
+            n => Err(format!("\"unsupported queue version '{n}'\"")),
+        },
         "x-queue-mode" => match long_string(value).as_deref() {
             Some("default" | "lazy") => Ok(()),
             Some(other) => Err(format!("\"unsupported queue mode '{other}'\"")),
@@ -216,21 +280,51 @@ pub(crate) fn validate(
     if let Some(dlx) = args.inner().get("x-dead-letter-exchange")
         && long_string(dlx).is_none()
     {
-        return Err(crate::error::precondition(format!(
+        return Err(precondition(format!(
             "invalid type '{}' for arg 'x-dead-letter-exchange' in queue '{queue}' in vhost '{vhost}'",
             erlang_type_name(dlx)
         )));
     }
-    for (key, value) in args.inner() {
-        check_one(key.as_str(), value, args)
-            .map_err(|why| invalid_arg(key.as_str(), queue, vhost, &why))?;
+    let check = |key: &str| match args.inner().get(key) {
+        Some(value) => {
+            check_one(key, value, args).map_err(|why| invalid_arg(key, queue, vhost, &why))
+        }
+        None => Ok(()),
+    };
+    // The queue type first, for it decides which arguments are allowed; then each
+    // allowed argument in RabbitMQ's order; then the arguments of other queue types.
+    check("x-queue-type")?;
+    let kind = args
+        .inner()
+        .get("x-queue-type")
+        .and_then(long_string)
+        .unwrap_or_else(|| "classic".to_owned());
+    let allowed = match kind.as_str() {
+        "quorum" => QUORUM_ARGS,
+        "stream" => STREAM_ARGS,
+        _ => CLASSIC_ARGS,
+    };
+    for key in DECLARE_ARGS.iter().filter(|k| allowed.contains(k)) {
+        check(key)?;
     }
-    if let Some(value) = args.inner().get("x-queue-type")
-        && long_string(value).as_deref() != Some("classic")
+    // Not RabbitMQ arguments for classic queues, but Warren's (see CLASSIC_ARGS).
+    check("x-delivery-limit")?;
+    check("x-consumer-timeout")?;
+    // RabbitMQ names the first in the order the client sent them; the table we decode
+    // into is sorted, so with several we name the first in that order.
+    if let Some(key) = args
+        .inner()
+        .keys()
+        .map(|k| k.as_str())
+        .find(|k| known_argument(k) && !allowed.contains(k))
     {
+        return Err(precondition(format!(
+            "invalid arg '{key}' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_{kind}_queue"
+        )));
+    }
+    if kind != "classic" {
         return Err(not_implemented(format!(
-            "queue type '{}' is not supported; Warren offers classic queues",
-            erlang_term(value)
+            "queue type '{kind}' is not supported; Warren offers classic queues"
         )));
     }
     Ok(QueueConfig::from_arguments(args))
@@ -296,7 +390,7 @@ pub(crate) fn assert_queue_args(
     current: &FieldTable,
     requested: &FieldTable,
 ) -> Result<(), AmqpException> {
-    assert_equivalent("queue", name, vhost, current, requested, &EQUIVALENCE_KEYS)
+    assert_equivalent("queue", name, vhost, current, requested, &DECLARE_ARGS)
 }
 
 #[cfg(test)]
