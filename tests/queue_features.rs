@@ -713,6 +713,17 @@ async fn consumer_priorities_and_single_active_consumer() {
         )
         .await;
     assert_eq!(err_code(err.map(|_| ())), 406);
+    // A missing queue is named before a bad argument, as RabbitMQ 3.10 does.
+    let bad = conn.create_channel().await.unwrap();
+    let err = bad
+        .basic_consume(
+            "no-such-queue".into(),
+            "bad".into(),
+            Default::default(),
+            args(&[("x-priority", s("high"))]),
+        )
+        .await;
+    assert_eq!(err_code(err.map(|_| ())), 404);
 
     declare_with(
         &ch,

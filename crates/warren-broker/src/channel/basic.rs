@@ -49,9 +49,10 @@ impl Channel {
         if &*queue_name == super::REPLY_TO {
             return self.consume_replies(s, tag, m.no_ack, m.nowait);
         }
+        // The queue first: RabbitMQ checks the consumer's arguments once it has it.
+        let queue = s.vhost.queue(&queue_name, s.id)?;
         let priority =
             crate::queue_args::consumer_priority(&queue_name, s.vhost.name(), &m.arguments)?;
-        let queue = s.vhost.queue(&queue_name, s.id)?;
         let id = s.broker.next_consumer_id();
         let prefetch = (!m.no_ack).then(|| Credit::new(self.prefetch_count.into()));
         let consumer = Consumer {
