@@ -870,6 +870,35 @@ async fn direct_reply_to_rpc() {
 async fn direct_reply_to_misuse_errors() {
     let broker = TestBroker::start().await;
     let (conn, ch) = channel(&broker).await;
+    // Declaring the pseudo-queue makes it the channel's last queue: an empty name then
+    // means it (RabbitMQ 3.10 answers this consume with the same 406).
+    let mut c = warren_e2e::RawClient::open(broker.addr()).await;
+    c.send(&warren_e2e::raw::queue_declare_frame(
+        1,
+        "amq.rabbitmq.reply-to",
+        false,
+    ))
+    .await;
+    c.read_method().await.unwrap();
+    c.send_method(
+        1,
+        &warren_codec::spec::AMQPClass::Basic(warren_codec::spec::basic::AMQPMethod::Consume(
+            warren_codec::spec::basic::Consume {
+                queue: "".into(),
+                ..Default::default()
+            },
+        )),
+    )
+    .await;
+    let closed = c.expect_channel_close(1).await;
+    assert_eq!(
+        (closed.code, closed.text.as_str(), closed.method_id),
+        (
+            406,
+            "PRECONDITION_FAILED - reply consumer cannot acknowledge",
+            20
+        )
+    );
     let err = ch
         .basic_consume(
             "amq.rabbitmq.reply-to".into(),

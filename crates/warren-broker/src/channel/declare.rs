@@ -100,7 +100,9 @@ impl Channel {
         m: &queue::Declare,
     ) -> AmqpResult {
         if m.queue.as_str() == super::REPLY_TO {
-            // The direct reply-to pseudo-queue always "exists", as in RabbitMQ.
+            // The direct reply-to pseudo-queue always "exists", as in RabbitMQ, and
+            // becomes the queue an empty name stands for.
+            self.last_queue = Some(Arc::from(super::REPLY_TO));
             if !m.nowait {
                 s.send_method(
                     self.id,
