@@ -183,6 +183,26 @@ async fn redeclare_must_be_equivalent() {
         ),
         406
     );
+    // A queue is classic whether it says so or not; the queue version is compared
+    // (both as RabbitMQ 3.10.8 answered).
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
+    ch.queue_declare("eq".into(), Default::default(), args)
+        .await
+        .unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-queue-version".into(), AMQPValue::LongInt(2));
+    assert_eq!(
+        err_code(
+            ch.queue_declare("eq".into(), Default::default(), args)
+                .await
+        ),
+        406
+    );
     // Arguments RabbitMQ does not compare are fine; passive ignores everything.
     let ch = conn.create_channel().await.unwrap();
     let mut args = FieldTable::default();
