@@ -899,6 +899,56 @@ async fn direct_reply_to_misuse_errors() {
             20
         )
     );
+    // The reply consumer's tag is not a queue consumer's: taking it again is refused
+    // for what the new consumer is, and a queue consumer may have it (all as
+    // RabbitMQ 3.10.8 answered).
+    let consume = |queue: &str, no_ack: bool| {
+        warren_codec::spec::AMQPClass::Basic(warren_codec::spec::basic::AMQPMethod::Consume(
+            warren_codec::spec::basic::Consume {
+                queue: queue.into(),
+                consumer_tag: "c1".into(),
+                no_ack,
+                ..Default::default()
+            },
+        ))
+    };
+    let mut c = warren_e2e::RawClient::open(broker.addr()).await;
+    c.send(&warren_e2e::raw::queue_declare_frame(1, "rq", false))
+        .await;
+    c.read_method().await.unwrap();
+    for (id, (second, text)) in [
+        (
+            consume("amq.rabbitmq.reply-to", false),
+            Some("PRECONDITION_FAILED - reply consumer cannot acknowledge"),
+        ),
+        (
+            consume("amq.rabbitmq.reply-to", true),
+            Some("PRECONDITION_FAILED - reply consumer already set"),
+        ),
+        (consume("rq", true), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = u16::try_from(id + 2).unwrap();
+        c.open_channel(id).await;
+        c.send_method(id, &consume("amq.rabbitmq.reply-to", true))
+            .await;
+        c.send_method(id, &second).await;
+        match text {
+            Some(text) => {
+                let closed = c.expect_channel_close(id).await;
+                assert_eq!((closed.code, closed.text.as_str()), (406, text));
+            }
+            None => {
+                for _ in 0..2 {
+                    let (on, m) = c.read_method().await.unwrap();
+                    assert_eq!(on, id);
+                    assert_eq!(m.id(), warren_codec::method::MethodId::new(60, 21), "{m:?}");
+                }
+            }
+        }
+    }
     let err = ch
         .basic_consume(
             "amq.rabbitmq.reply-to".into(),

@@ -39,9 +39,9 @@ impl Channel {
         } else {
             Arc::from(m.consumer_tag.as_str())
         };
-        if self.consumers.contains_key(&tag)
-            || self.reply_consumer.as_ref().is_some_and(|r| r.tag == tag)
-        {
+        // Only queue consumers count: RabbitMQ keeps the direct reply-to consumer
+        // apart, so its tag may be taken again (and a second one is refused below).
+        if self.consumers.contains_key(&tag) {
             return Err(not_allowed(format!(
                 "attempt to reuse consumer tag '{tag}'"
             )));
