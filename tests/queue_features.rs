@@ -1128,3 +1128,44 @@ async fn classic_queues_refuse_other_types_arguments_and_check_in_rabbitmq_order
             .unwrap();
     }
 }
+
+/// RabbitMQ 3.10.8's answers (probed with pika): in a priority queue, drop-head drops
+/// the message a consumer would get next, highest priority first, even the one just
+/// published.
+#[tokio::test]
+async fn drop_head_in_a_priority_queue_drops_the_next_delivery() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = channel(&broker).await;
+    let length = |n| ("x-max-length", AMQPValue::LongInt(n));
+    let bytes = |n| ("x-max-length-bytes", AMQPValue::LongInt(n));
+    let cases: [(_, &[(&[u8], u8)], &[&[u8]]); 4] = [
+        (length(2), &[(b"A", 0), (b"B", 2), (b"C", 0)], &[b"A", b"C"]),
+        (length(2), &[(b"A", 2), (b"B", 0), (b"C", 1)], &[b"C", b"B"]),
+        (bytes(3), &[(b"a", 0), (&[b'B'; 300], 2)], &[b"a"]),
+        (bytes(3), &[(b"a", 2), (&[b'B'; 300], 0)], &[]),
+    ];
+    for (i, (limit, published, left)) in cases.into_iter().enumerate() {
+        let name = format!("dh{i}");
+        declare_with(
+            &ch,
+            &name,
+            args(&[("x-max-priority", AMQPValue::LongInt(2)), limit]),
+        )
+        .await;
+        for (body, priority) in published {
+            publish(
+                &ch,
+                &name,
+                body,
+                BasicProperties::default().with_priority(*priority),
+            )
+            .await;
+        }
+        let mut got = Vec::new();
+        while let Some(m) = get(&ch, &name).await {
+            got.push(m.delivery.data);
+        }
+        let want: Vec<Vec<u8>> = left.iter().map(|b| b.to_vec()).collect();
+        assert_eq!(got, want, "case {i}");
+    }
+}

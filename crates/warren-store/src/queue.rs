@@ -339,11 +339,11 @@ impl MessageQueue {
         }
     }
 
-    /// Take the oldest ready message of the lowest priority (for `x-overflow=drop-head`).
+    /// Take the message at the head, the one a consumer would get next: the oldest of
+    /// the highest priority (for `x-overflow=drop-head`). RabbitMQ 3.10's priority
+    /// queues drop from that end too, even the message just published.
     pub fn drop_head(&mut self) -> Option<QueuedMessage> {
-        let m = self.lanes.iter_mut().find_map(Lane::pop_front)?;
-        self.took_ready(&m);
-        Some(m)
+        self.pop(false)
     }
 
     /// Drop every ready message; returns the ones that were on disk (where, which, and
@@ -486,13 +486,15 @@ mod tests {
     }
 
     #[test]
-    fn drop_head_takes_the_oldest_lowest_priority() {
+    fn drop_head_takes_the_next_delivery() {
         let mut q = MessageQueue::with_max_priority(2);
-        q.push(msg(0), 2, None);
-        q.push(msg(1), 0, None);
-        q.push(msg(2), 0, None);
+        q.push(msg(0), 0, None);
+        q.push(msg(1), 2, None);
+        q.push(msg(2), 2, None);
         assert_eq!(q.drop_head().unwrap().message.body.to_bytes()[0], 1);
-        assert_eq!(q.ready_len(), 2);
+        assert_eq!(q.drop_head().unwrap().message.body.to_bytes()[0], 2);
+        assert_eq!(q.ready_len(), 1);
+        assert!(q.unacked.is_empty());
     }
 
     #[test]
