@@ -255,6 +255,13 @@ impl RawClient {
         );
     }
 
+    /// The socket and whatever was read but not yet decoded, for a test that reads
+    /// and writes from separate tasks.
+    #[must_use]
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.buf)
+    }
+
     /// Write raw bytes.
     pub async fn send(&mut self, bytes: &[u8]) {
         // The peer may already have closed; tests then see it on the next read.
