@@ -215,6 +215,27 @@ fn content_header(rng: &mut Rng, channel: u16, body_size: u64) -> Vec<u8> {
             table.put_u32(3);
             table.put_slice(b"odd");
         }
+        // Sender-selected distribution: routing keys in CC or BCC, or a CC of the
+        // wrong type.
+        if rng.chance(20) {
+            short(&mut table, rng.pick(&["BCC", "CC"]));
+            if rng.chance(15) {
+                table.put_u8(b'S');
+                table.put_u32(1);
+                table.put_slice(b"a");
+            } else {
+                let mut keys = BytesMut::new();
+                for _ in 0..1 + rng.below(2) {
+                    let key = rng.pick(KEYS);
+                    keys.put_u8(b'S');
+                    keys.put_u32(key.len() as u32);
+                    keys.put_slice(key.as_bytes());
+                }
+                table.put_u8(b'A');
+                table.put_u32(keys.len() as u32);
+                table.put_slice(&keys);
+            }
+        }
         fields.put_u32(table.len() as u32);
         fields.put_slice(&table);
     }
