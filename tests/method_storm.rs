@@ -645,6 +645,17 @@ async fn answers(c: &mut RawClient, trace: &mut Trace, i: usize, ch: u16, until:
                 return Went::On;
             }
             _ if asynchronous(id) => trace.log.push(format!("{i} on {on}: {method:?}")),
+            // What a get returns is decided in step: which message, from where, and
+            // how many are left.
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::GetOk(m))) => {
+                trace.events.push(format!(
+                    "{i}: basic.get-ok on {on}: redelivered {} from '{}' with '{}', {} left",
+                    m.redelivered,
+                    m.exchange.as_str(),
+                    m.routing_key.as_str(),
+                    m.message_count
+                ));
+            }
             _ => trace.events.push(format!(
                 "{i}: {} on {on}",
                 id.name().unwrap_or("unknown method")
