@@ -877,3 +877,42 @@ async fn multi_frame_persistent_bodies_survive_restart() {
     );
     assert_eq!(get_body(&ch, "frames").await.unwrap().0, b"after");
 }
+
+/// A durable queue stored with arguments that a newer Warren refuses for new
+/// declarations (here `x-max-in-memory-length`, which RabbitMQ refuses on classic
+/// queues) still comes back at start, with its messages.
+#[tokio::test]
+async fn a_stored_queue_comes_back_even_if_its_arguments_are_now_refused() {
+    use warren_store::definitions::{DefinitionStore, SledDefinitions};
+    let broker = TestBroker::start().await;
+    {
+        let (_conn, ch) = channel(&broker).await;
+        ch.confirm_select(Default::default()).await.unwrap();
+        ch.queue_declare("kept".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        publish(&ch, "", "kept", b"still here", persistent()).await;
+    }
+    let data = broker.data_dir();
+    let broker = broker.stop().await;
+    {
+        let store = SledDefinitions::open(&data.join("definitions")).unwrap();
+        let mut queue = store
+            .load()
+            .unwrap()
+            .queues
+            .into_iter()
+            .find(|q| q.name == "kept")
+            .unwrap();
+        let mut args = FieldTable::default();
+        args.insert("x-max-in-memory-length".into(), AMQPValue::LongInt(5));
+        queue.arguments = warren_codec::table::encode_field_table(&args).unwrap();
+        store.put_queue(&queue).unwrap();
+        store.flush().unwrap();
+    }
+    let broker = broker.start().await;
+    let (_conn, ch) = channel(&broker).await;
+    assert_eq!(count(&ch, "kept").await, 1);
+    let mut c = consume(&ch, "kept", "c", true).await;
+    assert_eq!(next(&mut c).await.data, b"still here");
+}

@@ -1077,6 +1077,10 @@ async fn classic_queues_refuse_other_types_arguments_and_check_in_rabbitmq_order
             "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'v' in vhost '/': {value_negative,-1}".into(),
         ),
         (
+            vec![("x-queue-version", AMQPValue::LongInt(-1))],
+            "PRECONDITION_FAILED - invalid arg 'x-queue-version' for queue 'v' in vhost '/': {value_negative,-1}".into(),
+        ),
+        (
             vec![("x-queue-version", AMQPValue::LongInt(3))],
             "PRECONDITION_FAILED - invalid arg 'x-queue-version' for queue 'v' in vhost '/': \"unsupported queue version '3'\"".into(),
         ),
@@ -1138,13 +1142,21 @@ async fn drop_head_in_a_priority_queue_drops_the_next_delivery() {
     let (_conn, ch) = channel(&broker).await;
     let length = |n| ("x-max-length", AMQPValue::LongInt(n));
     let bytes = |n| ("x-max-length-bytes", AMQPValue::LongInt(n));
-    let cases: [(_, &[(&[u8], u8)], &[&[u8]]); 4] = [
-        (length(2), &[(b"A", 0), (b"B", 2), (b"C", 0)], &[b"A", b"C"]),
-        (length(2), &[(b"A", 2), (b"B", 0), (b"C", 1)], &[b"C", b"B"]),
-        (bytes(3), &[(b"a", 0), (&[b'B'; 300], 2)], &[b"a"]),
-        (bytes(3), &[(b"a", 2), (&[b'B'; 300], 0)], &[]),
+    // (limit, messages published with their priorities, what is left in get order)
+    type Case<'a> = (&'a [(&'a [u8], u8)], &'a [&'a [u8]]);
+    let cases: [((&str, AMQPValue), Case<'_>); 4] = [
+        (
+            length(2),
+            (&[(b"A", 0), (b"B", 2), (b"C", 0)], &[b"A", b"C"]),
+        ),
+        (
+            length(2),
+            (&[(b"A", 2), (b"B", 0), (b"C", 1)], &[b"C", b"B"]),
+        ),
+        (bytes(3), (&[(b"a", 0), (&[b'B'; 300], 2)], &[b"a"])),
+        (bytes(3), (&[(b"a", 2), (&[b'B'; 300], 0)], &[])),
     ];
-    for (i, (limit, published, left)) in cases.into_iter().enumerate() {
+    for (i, (limit, (published, left))) in cases.into_iter().enumerate() {
         let name = format!("dh{i}");
         declare_with(
             &ch,

@@ -136,7 +136,7 @@ impl QueueConfig {
             && (self.max_length.is_some() || self.max_length_bytes.is_some())
     }
 
-    fn from_arguments(args: &FieldTable) -> Self {
+    pub(crate) fn from_arguments(args: &FieldTable) -> Self {
         let int = |k: &str| {
             args.inner()
                 .get(k)
@@ -250,6 +250,7 @@ fn check_one(key: &str, value: &AMQPValue, all: &FieldTable) -> Result<(), Strin
         },
         "x-queue-version" => match int()? {
             1 | 2 => Ok(()),
+            n if n < 0 => Err(format!("{{value_negative,{n}}}")),
             n => Err(format!("\"unsupported queue version '{n}'\"")),
         },
         "x-queue-mode" => match long_string(value).as_deref() {

@@ -26,7 +26,8 @@ impl BadExpiration {
             Self::NoInteger => "no_integer".to_owned(),
             Self::Tagged(tag, value) => {
                 let flat = format!("{{{tag},{value}}}");
-                if column + flat.chars().count() <= PRETTY_WIDTH {
+                // Erlang measures the octets it prints (a binary's, here).
+                if column + flat.len() <= PRETTY_WIDTH {
                     flat
                 } else {
                     format!("{{{tag},\n{:indent$}{value}}}", "", indent = column + 1)
@@ -45,7 +46,7 @@ impl std::fmt::Display for BadExpiration {
 /// The reply text for a refused `expiration`, laid out as RabbitMQ lays it out.
 pub(crate) fn invalid_expiration_text(raw: &[u8], why: &BadExpiration) -> String {
     let head = format!("invalid expiration '{}': ", String::from_utf8_lossy(raw));
-    let column = head.chars().count();
+    let column = "invalid expiration '': ".len() + raw.len();
     head + &why.printed_at(column)
 }
 

@@ -171,7 +171,11 @@ impl VHost {
             // RabbitMQ says "invalid" when the name happens to be an atom of its VM
             // (`''`, `'local'`) and "unknown" otherwise, which is what the names
             // clients send (a plugin's type not enabled, a typo) nearly always get.
-            let adjective = if kind.is_empty() { "invalid" } else { "unknown" };
+            let adjective = if kind.is_empty() {
+                "invalid"
+            } else {
+                "unknown"
+            };
             AmqpException::connection(
                 ReplyCode::CommandInvalid,
                 format!("{adjective} exchange type '{kind}'"),

@@ -56,11 +56,14 @@ impl VHost {
             let Some(args) = arguments(&q.arguments, &what, &mut problems) else {
                 continue;
             };
+            // A stored queue was accepted when it was declared; rules tightened since
+            // (arguments of other queue types, say) must not strand its messages.
             let config = match queue_args::validate(&q.name, &self.name, &args) {
                 Ok(c) => c,
                 Err(e) => {
-                    problems.push(format!("{what}: {}; skipped", e.text));
-                    continue;
+                    tracing::warn!(queue = %q.name, vhost = %self.name, refusal = %e.text,
+                        "restored a durable queue that a new declaration would be refused");
+                    queue_args::QueueConfig::from_arguments(&args)
                 }
             };
             let spec = QueueSpec {
