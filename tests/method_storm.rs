@@ -903,6 +903,28 @@ async fn counts(addr: SocketAddr) -> Vec<(&'static str, Option<u32>)> {
     out
 }
 
+/// Where the first message of `queue` came from (basic.get without ack, so it stays).
+async fn first_message(addr: SocketAddr, queue: &str) -> Option<String> {
+    let mut c = RawClient::open(addr).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: queue.into(),
+            no_ack: false,
+        })),
+    )
+    .await;
+    match c.read_method().await? {
+        (_, Method::Other(AMQPClass::Basic(basic::AMQPMethod::GetOk(m)))) => Some(format!(
+            "from '{}' with '{}', redelivered {}",
+            m.exchange.as_str(),
+            m.routing_key.as_str(),
+            m.redelivered
+        )),
+        (_, other) => Some(format!("{other:?}")),
+    }
+}
+
 /// The same runs against RabbitMQ and Warren: every answer, code, failing method and
 /// text must match. Start RabbitMQ 3.10 (`rabbitmq-server -detached`), then:
 ///
@@ -951,6 +973,17 @@ async fn random_method_sequences_get_the_answers_rabbitmq_gives() {
             eprintln!("round {r} answers: {:#?}", ours.events);
         }
         let (our_counts, their_counts) = (counts(broker.addr()).await, counts(rabbit).await);
+        if our_counts != their_counts {
+            for ((name, ours), (_, theirs)) in our_counts.iter().zip(&their_counts) {
+                if ours != theirs {
+                    eprintln!(
+                        "{name}: Warren's first message {:?}; RabbitMQ's {:?}",
+                        first_message(broker.addr(), name).await,
+                        first_message(rabbit, name).await
+                    );
+                }
+            }
+        }
         assert_eq!(
             our_counts, their_counts,
             "after round {r} (seed {seed}) the queues hold different numbers of messages \
