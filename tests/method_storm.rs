@@ -292,36 +292,12 @@ enum Step {
 /// One step on channel `ch`: usually a single method (with its content when it is a
 /// publish).
 fn step(rng: &mut Rng, ch: u16) -> Step {
-    let Some(frames) = frames(rng, ch) else {
-        return Step::Reopen;
-    };
-    let mut rest = BytesMut::from(&frames[..]);
-    match warren_codec::frame::decode_frame(&mut rest, 0)
-        .ok()
-        .flatten()
-        .and_then(|f| warren_codec::method::decode_method(&f.payload).ok())
-    {
-        Some(Method::Other(AMQPClass::Basic(basic::AMQPMethod::Consume(c)))) if !c.nowait => {
-            Step::Awaiting(frames, MethodId::new(60, 21))
-        }
-        Some(Method::Other(AMQPClass::Basic(basic::AMQPMethod::Cancel(c)))) if !c.nowait => {
-            Step::Awaiting(frames, MethodId::new(60, 31))
-        }
-        // RabbitMQ refuses any method that arrives while a commit is under way (504).
-        Some(Method::Other(AMQPClass::Tx(tx::AMQPMethod::Commit(_)))) => {
-            Step::Awaiting(frames, MethodId::new(90, 21))
-        }
-        _ => Step::Frames(frames),
-    }
-}
-
-fn frames(rng: &mut Rng, ch: u16) -> Option<Vec<u8>> {
     let nowait = rng.chance(15);
     let method = match rng.below(30) {
         // Mostly a close and a reopen (the channel's state starts over); now and then
         // an open of a channel already open, which is a connection error.
         0 if rng.rare() => AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-        0 => return None,
+        0 => return Step::Reopen,
         // Only ever active=false (refused with 540): flow-ok answers the ping alone.
         1 if rng.rare() => {
             AMQPClass::Channel(channel::AMQPMethod::Flow(channel::Flow { active: false }))
@@ -446,7 +422,7 @@ fn frames(rng: &mut Rng, ch: u16) -> Option<Vec<u8>> {
                     out.extend(frame(3, ch, chunk));
                 }
             }
-            return Some(out);
+            return Step::Frames(out);
         }
         21 => AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
             queue: rng.pick(QUEUES).into(),
@@ -490,7 +466,7 @@ fn frames(rng: &mut Rng, ch: u16) -> Option<Vec<u8>> {
                 }))
             } else {
                 // A stray content frame, or a heartbeat on a channel.
-                return Some(if rng.chance(50) {
+                return Step::Frames(if rng.chance(50) {
                     content_header(rng, ch, 3)
                 } else {
                     frame(8, ch, &[])
@@ -498,7 +474,15 @@ fn frames(rng: &mut Rng, ch: u16) -> Option<Vec<u8>> {
             }
         }
     };
-    Some(method_frame(ch, &method))
+    let frames = method_frame(ch, &method);
+    let awaited = match &method {
+        AMQPClass::Basic(basic::AMQPMethod::Consume(c)) if !c.nowait => MethodId::new(60, 21),
+        AMQPClass::Basic(basic::AMQPMethod::Cancel(c)) if !c.nowait => MethodId::new(60, 31),
+        // RabbitMQ refuses any method that arrives while a commit is under way (504).
+        AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => MethodId::new(90, 21),
+        _ => return Step::Frames(frames),
+    };
+    Step::Awaiting(frames, awaited)
 }
 
 /// Server methods whose timing is the broker's own business (deliveries, confirms,
