@@ -746,3 +746,81 @@ async fn consumer_cancel_notification_when_the_queue_is_deleted() {
         ("victim", true)
     );
 }
+
+/// A consumer cancelled while deliveries are on their way to it: those come back to the
+/// queue, and the channel's shared prefetch (global qos) they took comes back too, so
+/// the channel's next consumer gets every one of them.
+#[tokio::test]
+async fn cancelling_with_deliveries_in_flight_returns_the_channels_prefetch() {
+    const COUNT: u16 = 40;
+    let broker = TestBroker::start().await;
+    let (_conn, setup) = channel(&broker).await;
+    declare(&setup, "big").await;
+    let mut c = RawClient::open(broker.addr()).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+            prefetch_count: COUNT,
+            global: true,
+        })),
+    )
+    .await;
+    let consume_on = |tag: &str| {
+        AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+            queue: "big".into(),
+            consumer_tag: tag.into(),
+            ..Default::default()
+        }))
+    };
+    c.send_method(1, &consume_on("first")).await;
+    // Published one at a time, they reach the consumer's connection one at a time; the
+    // client does not read, so the broker's output fills and the later ones wait there.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let body = vec![7u8; 1024 * 1024];
+    for _ in 0..COUNT {
+        publish(&setup, "big", &body).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+            consumer_tag: "first".into(),
+            nowait: false,
+        })),
+    )
+    .await;
+    let mut received = 0u16;
+    let mut last_tag = 0;
+    loop {
+        match c.read_method().await.unwrap().1 {
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::Deliver(d))) => {
+                received += 1;
+                last_tag = d.delivery_tag;
+            }
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::CancelOk(_))) => break,
+            _ => {}
+        }
+    }
+    assert!(
+        received < COUNT,
+        "every delivery reached the client before the cancel: nothing was in flight"
+    );
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+            delivery_tag: last_tag,
+            multiple: true,
+        })),
+    )
+    .await;
+    c.send_method(1, &consume_on("second")).await;
+    let mut again = 0u16;
+    while again < COUNT - received {
+        if let Method::Other(AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) =
+            c.read_method().await.unwrap().1
+        {
+            again += 1;
+        }
+    }
+}
