@@ -196,16 +196,7 @@ impl Channel {
     pub(crate) fn deliver(&mut self, s: &mut Session, delivery: Delivery) {
         let credit = match self.consumers.get(&*delivery.consumer_tag) {
             Some(c) if c.id == delivery.consumer_id => c.prefetch.clone(),
-            _ => {
-                // The consumer was cancelled while these were on their way. Its own
-                // prefetch went with it, but the channel's (global qos) is shared with
-                // the channel's other and later consumers: it must come back.
-                if !delivery.no_ack {
-                    let n = u32::try_from(delivery.messages.len()).unwrap_or(u32::MAX);
-                    self.channel_prefetch.release(n);
-                }
-                return bounce(delivery);
-            }
+            _ => return bounce(delivery),
         };
         let deadline = if delivery.no_ack {
             None

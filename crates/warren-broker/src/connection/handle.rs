@@ -46,6 +46,11 @@ pub(crate) struct Delivery {
     pub queue: QueueRef,
     pub messages: DeliveredMessages,
     pub no_ack: bool,
+    /// The channel's shared prefetch (global qos) these messages took. A delivery that
+    /// bounces gives it back: the channel may outlive the consumer it was meant for,
+    /// and its other and later consumers share this credit. (Per-consumer prefetch
+    /// goes with its consumer; a reopened channel of the same number has its own.)
+    pub channel_credit: Option<Arc<Credit>>,
 }
 
 /// The messages of one [`Delivery`]: one without allocating.

@@ -499,6 +499,9 @@ async fn write_some(wr: &mut OwnedWriteHalf, session: &Session) -> std::io::Resu
 
 /// A delivery its consumer can no longer take goes back to its queue as it was.
 pub(crate) fn bounce(delivery: Delivery) {
+    if let Some(credit) = &delivery.channel_credit {
+        credit.release(u32::try_from(delivery.messages.len()).unwrap_or(u32::MAX));
+    }
     let cmd = if delivery.no_ack {
         QueueCmd::Undelivered {
             tracked: smallvec::SmallVec::new(),

@@ -700,6 +700,7 @@ impl QueueTask {
                     consumer_tag: consumer.tag.clone(),
                     queue: self.queue.clone(),
                     no_ack: consumer.no_ack,
+                    channel_credit: consumer.channel_prefetch.clone(),
                     messages: drained.by_ref().take(len).map(|(_, m)| m).collect(),
                 };
                 // No-ack deliveries of a durable queue leave its log once sent.
