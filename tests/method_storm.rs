@@ -655,6 +655,40 @@ fn open(channel: u16) -> Vec<u8> {
     )
 }
 
+/// How long the comparison with RabbitMQ lets deliveries land after a step that may
+/// start some.
+const SETTLE: Duration = Duration::from_millis(3);
+
+/// The methods a step sends (a publish's content frames aside).
+fn methods(step: &Step) -> Vec<Method> {
+    let (Step::Frames(out) | Step::Awaiting(out, _)) = step else {
+        return Vec::new();
+    };
+    let mut rest = BytesMut::from(&out[..]);
+    let mut sent = Vec::new();
+    while let Ok(Some(f)) = warren_codec::frame::decode_frame(&mut rest, 0) {
+        sent.extend(warren_codec::method::decode_method(&f.payload).ok());
+    }
+    sent
+}
+
+/// Can this method make a message ready for a consumer, or give one credit?
+fn may_deliver(m: &Method) -> bool {
+    match m {
+        Method::BasicPublish(_) | Method::BasicAck(_) | Method::BasicNack(_) => true,
+        Method::BasicReject(_) => true,
+        Method::Other(AMQPClass::Basic(
+            basic::AMQPMethod::Get(_) | basic::AMQPMethod::Cancel(_),
+        )) => false,
+        Method::Other(
+            AMQPClass::Basic(_)
+            | AMQPClass::Tx(tx::AMQPMethod::Commit(_))
+            | AMQPClass::Channel(channel::AMQPMethod::Close(_)),
+        ) => true,
+        Method::Other(_) => false,
+    }
+}
+
 /// With `WARREN_STORM_SHOW=<port>`, print the steps sent to the broker on that port.
 fn show(addr: SocketAddr, i: usize, out: &[u8]) {
     if std::env::var("WARREN_STORM_SHOW").is_ok_and(|v| v == addr.port().to_string()) {
@@ -693,9 +727,29 @@ async fn round(addr: SocketAddr, rng: &mut Rng, steps: usize) -> Trace {
             &AMQPClass::Channel(channel::AMQPMethod::Flow(channel::Flow { active: true })),
         )
     };
+    // Compared with RabbitMQ, once the connection may have a consumer: deliveries
+    // cross from one task (or Erlang process) to another, so one triggered by a step
+    // may arrive after the next step on another channel has cancelled its consumer,
+    // in one broker and not the other. A pause after each step lets them land first.
+    let settle = !rng.extensions;
+    let mut consuming = false;
+    let mut delivering = false;
     for i in 0..steps {
+        if settle && consuming && delivering {
+            tokio::time::sleep(SETTLE).await;
+        }
         let ch = 1 + rng.below(u64::from(channels)) as u16;
-        let went = match step(rng, ch) {
+        let step = step(rng, ch);
+        let sent = methods(&step);
+        consuming = consuming
+            || sent.iter().any(|m| {
+                matches!(
+                    m,
+                    Method::Other(AMQPClass::Basic(basic::AMQPMethod::Consume(_)))
+                )
+            });
+        delivering = matches!(step, Step::Reopen) || sent.iter().any(may_deliver);
+        let went = match step {
             Step::Awaiting(out, reply) => {
                 show(addr, i, &out);
                 c.send(&out).await;
