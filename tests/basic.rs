@@ -824,3 +824,64 @@ async fn cancelling_with_deliveries_in_flight_returns_the_channels_prefetch() {
         }
     }
 }
+
+/// A channel's close cancels its consumers without waiting for room in their queues'
+/// inboxes, yet in order with what the connection sends the queue next: the consume of
+/// the channel reopened must find the exclusive consumer gone, however full the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_channels_exclusive_consumer_is_gone_before_the_next_consume() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use warren_codec::spec::channel as ch_spec;
+
+    let broker = TestBroker::start_with(|c| c.queue_command_capacity = 1).await;
+    let (_conn, setup) = channel(&broker).await;
+    declare(&setup, "busy").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                publish(&setup, "busy", b"x").await;
+            }
+        }
+    });
+    let mut c = RawClient::open(broker.addr()).await;
+    let consume = AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+        queue: "busy".into(),
+        consumer_tag: "only".into(),
+        no_ack: true,
+        exclusive: true,
+        ..Default::default()
+    }));
+    c.send_method(1, &consume).await;
+    for round in 0..300 {
+        loop {
+            match c.read_method().await.unwrap().1 {
+                Method::Other(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))) => break,
+                Method::Other(AMQPClass::Channel(ch_spec::AMQPMethod::Close(close))) => {
+                    panic!("round {round}: {close:?}")
+                }
+                _ => {}
+            }
+        }
+        // Close, reopen and consume again in one write, as a client may pipeline them.
+        let mut again = raw::method_frame(
+            1,
+            &AMQPClass::Channel(ch_spec::AMQPMethod::Close(ch_spec::Close {
+                reply_code: 200,
+                reply_text: "again".into(),
+                class_id: 0,
+                method_id: 0,
+            })),
+        );
+        again.extend(raw::method_frame(
+            1,
+            &AMQPClass::Channel(ch_spec::AMQPMethod::Open(ch_spec::Open {})),
+        ));
+        again.extend(raw::method_frame(1, &consume));
+        c.send(&again).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.await.unwrap();
+}

@@ -6,6 +6,13 @@
 //! hundreds of times more messages ahead of a consumer's acks, starving a manual-ack
 //! consumer (see `Config::queue_command_capacity`). Here a command takes as much room as
 //! the messages it carries; the room comes back when the queue task takes it out.
+//!
+//! Some senders must not wait, and go in at once, without room: clean-up (a cancelled
+//! consumer, messages a closing channel returns, a delivery that bounced), which must
+//! also stay in order with what its sender sends next (the consumer a channel's close
+//! cancels must be gone before the consume of the channel reopened); and queue tasks
+//! dead-lettering, since two queues dead-lettering to each other would otherwise wait
+//! on each other for ever.
 
 use std::sync::Arc;
 
@@ -16,7 +23,7 @@ use super::QueueCmd;
 /// A new inbox with room for `capacity` messages (at least one).
 pub(crate) fn inbox(capacity: usize) -> (InboxSender, InboxReceiver) {
     let capacity = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel::<(QueueCmd, u32)>();
     let room = Arc::new(Semaphore::new(capacity as usize));
     (
         InboxSender {
@@ -24,7 +31,7 @@ pub(crate) fn inbox(capacity: usize) -> (InboxSender, InboxReceiver) {
             room: room.clone(),
             capacity,
         },
-        InboxReceiver { rx, room, capacity },
+        InboxReceiver { rx, room },
     )
 }
 
@@ -39,7 +46,8 @@ pub(crate) enum TrySendError {
 
 #[derive(Debug, Clone)]
 pub(crate) struct InboxSender {
-    tx: mpsc::UnboundedSender<QueueCmd>,
+    /// Each command with the room it took, given back when it is taken out.
+    tx: mpsc::UnboundedSender<(QueueCmd, u32)>,
     room: Arc<Semaphore>,
     capacity: u32,
 }
@@ -47,46 +55,57 @@ pub(crate) struct InboxSender {
 impl InboxSender {
     /// Put a command in, waiting for room. `false` if the queue is gone.
     pub(crate) async fn send(&self, cmd: QueueCmd) -> bool {
-        match self.room.acquire_many(weight(&cmd, self.capacity)).await {
+        let weight = weight(&cmd, self.capacity);
+        match self.room.acquire_many(weight).await {
             Ok(permit) => permit.forget(),
             Err(_) => return false,
         }
-        self.tx.send(cmd).is_ok()
+        self.tx.send((cmd, weight)).is_ok()
+    }
+
+    /// Put a command in now, room or not (see the module doc for who may). `false` if
+    /// the queue is gone.
+    pub(crate) fn send_now(&self, cmd: QueueCmd) -> bool {
+        self.tx.send((cmd, 0)).is_ok()
     }
 
     /// Put a command in if there is room for it now.
     pub(crate) fn try_send(&self, cmd: QueueCmd) -> Result<(), TrySendError> {
-        match self.room.try_acquire_many(weight(&cmd, self.capacity)) {
+        let weight = weight(&cmd, self.capacity);
+        match self.room.try_acquire_many(weight) {
             Ok(permit) => permit.forget(),
             Err(tokio::sync::TryAcquireError::NoPermits) => return Err(TrySendError::Full(cmd)),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(TrySendError::Closed),
         }
-        self.tx.send(cmd).map_err(|_| TrySendError::Closed)
+        self.tx
+            .send((cmd, weight))
+            .map_err(|_| TrySendError::Closed)
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct InboxReceiver {
-    rx: mpsc::UnboundedReceiver<QueueCmd>,
+    rx: mpsc::UnboundedReceiver<(QueueCmd, u32)>,
     room: Arc<Semaphore>,
-    capacity: u32,
 }
 
 impl InboxReceiver {
     /// The next command, waiting for one; `None` once every sender is gone.
     pub(crate) async fn recv(&mut self) -> Option<QueueCmd> {
-        let cmd = self.rx.recv().await?;
-        Some(self.taken(cmd))
+        let taken = self.rx.recv().await?;
+        Some(self.taken(taken))
     }
 
     /// The next command if one is waiting.
     pub(crate) fn try_recv(&mut self) -> Option<QueueCmd> {
-        let cmd = self.rx.try_recv().ok()?;
-        Some(self.taken(cmd))
+        let taken = self.rx.try_recv().ok()?;
+        Some(self.taken(taken))
     }
 
-    fn taken(&self, cmd: QueueCmd) -> QueueCmd {
-        self.room.add_permits(weight(&cmd, self.capacity) as usize);
+    fn taken(&self, (cmd, weight): (QueueCmd, u32)) -> QueueCmd {
+        if weight > 0 {
+            self.room.add_permits(weight as usize);
+        }
         cmd
     }
 }
@@ -157,6 +176,21 @@ mod tests {
         assert!(matches!(rx.recv().await, Some(QueueCmd::PublishMany(_))));
         assert!(waiting.await.unwrap());
         assert!(matches!(rx.recv().await, Some(QueueCmd::Ack { .. })));
+    }
+
+    #[tokio::test]
+    async fn who_must_not_wait_goes_in_at_once_in_order_and_takes_no_room() {
+        let (tx, mut rx) = inbox(2);
+        tx.try_send(many(2)).unwrap();
+        assert!(tx.send_now(ack()));
+        assert!(matches!(tx.try_send(ack()), Err(TrySendError::Full(_))));
+        assert!(matches!(rx.try_recv(), Some(QueueCmd::PublishMany(_))));
+        assert!(matches!(rx.try_recv(), Some(QueueCmd::Ack { .. })));
+        // Taking it out gave back no room it had not taken.
+        tx.try_send(many(2)).unwrap();
+        assert!(matches!(tx.try_send(ack()), Err(TrySendError::Full(_))));
+        drop(rx);
+        assert!(!tx.send_now(ack()));
     }
 
     #[tokio::test]

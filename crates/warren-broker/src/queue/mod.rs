@@ -95,21 +95,13 @@ impl QueueRef {
         self.tx.try_send(cmd)
     }
 
-    /// Send a command from a context that must not wait (a delivery bounced by a
-    /// connection, or cleanup from a destructor): queued now if there is room, otherwise
-    /// by a short-lived task.
+    /// Send a command from a context that must not wait: clean-up (a delivery bounced
+    /// by a connection, a closing channel's consumers and unacknowledged messages) or
+    /// a queue task's dead letters. In at once, ahead of senders waiting for room, and
+    /// in order with what this sender sends next.
     pub fn send_soon(&self, cmd: QueueCmd) {
-        match self.tx.try_send(cmd) {
-            Ok(()) => {}
-            Err(TrySendError::Full(cmd)) => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(cmd).await;
-                });
-            }
-            Err(TrySendError::Closed) => {
-                debug!(queue = %self.name(), "command for a deleted queue dropped");
-            }
+        if !self.tx.send_now(cmd) {
+            debug!(queue = %self.name(), "command for a deleted queue dropped");
         }
     }
 }
