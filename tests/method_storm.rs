@@ -656,8 +656,14 @@ fn open(channel: u16) -> Vec<u8> {
 }
 
 /// How long the comparison with RabbitMQ lets deliveries land after a step that may
-/// start some.
-const SETTLE: Duration = Duration::from_millis(3);
+/// start some: 3 ms, or `WARREN_STORM_SETTLE_MS`.
+fn settle_time() -> Duration {
+    let ms = std::env::var("WARREN_STORM_SETTLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    Duration::from_millis(ms)
+}
 
 /// The methods a step sends (a publish's content frames aside).
 fn methods(step: &Step) -> Vec<Method> {
@@ -731,12 +737,13 @@ async fn round(addr: SocketAddr, rng: &mut Rng, steps: usize) -> Trace {
     // cross from one task (or Erlang process) to another, so one triggered by a step
     // may arrive after the next step on another channel has cancelled its consumer,
     // in one broker and not the other. A pause after each step lets them land first.
-    let settle = !rng.extensions;
+    let settle = !rng.extensions && !settle_time().is_zero();
+    let pause = settle_time();
     let mut consuming = false;
     let mut delivering = false;
     for i in 0..steps {
         if settle && consuming && delivering {
-            tokio::time::sleep(SETTLE).await;
+            tokio::time::sleep(pause).await;
         }
         let ch = 1 + rng.below(u64::from(channels)) as u16;
         let step = step(rng, ch);
