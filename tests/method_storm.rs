@@ -515,6 +515,42 @@ fn normalized(text: &str) -> String {
     out
 }
 
+/// The properties of the content that follows a `basic.get-ok` (the frames of one
+/// channel's content are never interleaved with another's), with the clock readings
+/// a broker adds (`x-death`'s `time`) left out; `None` if the socket closed.
+async fn content_properties(c: &mut RawClient) -> Option<String> {
+    let header = loop {
+        let f = c.read_frame().await?;
+        if f.frame_type == warren_codec::frame::FrameType::Header {
+            break f;
+        }
+    };
+    let properties = header
+        .payload
+        .get(12..)
+        .and_then(|p| warren_codec::properties::decode_properties(p).ok())
+        .map_or_else(|| "undecodable properties".to_owned(), |p| format!("{p:?}"));
+    Some(without_timestamps(&properties))
+}
+
+/// `Timestamp(1764000000)` becomes `Timestamp(*)`.
+fn without_timestamps(text: &str) -> String {
+    const TAG: &str = "Timestamp(";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(TAG) {
+        out.push_str(&rest[..at + TAG.len()]);
+        rest = &rest[at + TAG.len()..];
+        let digits = rest
+            .find(|ch: char| !ch.is_ascii_digit())
+            .unwrap_or(rest.len());
+        out.push('*');
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn close_ok(channel: u16) -> Vec<u8> {
     method_frame(
         channel,
@@ -632,8 +668,14 @@ async fn answers(c: &mut RawClient, trace: &mut Trace, i: usize, ch: u16, until:
             // What a get returns is decided in step: which message, from where, and
             // how many are left.
             Method::Other(AMQPClass::Basic(basic::AMQPMethod::GetOk(m))) => {
+                let Some(properties) = content_properties(c).await else {
+                    trace.events.push(format!("{i}: socket closed"));
+                    trace.closed_by_broker = true;
+                    return Went::Closed;
+                };
                 trace.events.push(format!(
-                    "{i}: basic.get-ok on {on}: redelivered {} from '{}' with '{}', {} left",
+                    "{i}: basic.get-ok on {on}: redelivered {} from '{}' with '{}', {} left, \
+                     {properties}",
                     m.redelivered,
                     m.exchange.as_str(),
                     m.routing_key.as_str(),
