@@ -747,6 +747,42 @@ async fn consumer_cancel_notification_when_the_queue_is_deleted() {
     );
 }
 
+/// `basic.consume` of "big" on channel 1 with this tag (acknowledged).
+fn consume_big(tag: &str) -> AMQPClass {
+    AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+        queue: "big".into(),
+        consumer_tag: tag.into(),
+        ..Default::default()
+    }))
+}
+
+/// A raw client consuming "big" on channel 1 as "first", with a global prefetch of
+/// `count`, while `count` 1 MiB messages are published one at a time. They reach its
+/// connection one at a time; the client does not read, so the broker's output fills
+/// and the later ones wait on their way, taken from the queue but not yet encoded.
+async fn consumer_with_deliveries_in_flight(broker: &TestBroker, count: u16) -> RawClient {
+    let (_conn, setup) = channel(broker).await;
+    declare(&setup, "big").await;
+    let mut c = RawClient::open(broker.addr()).await;
+    c.send_method(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+            prefetch_count: count,
+            global: true,
+        })),
+    )
+    .await;
+    c.send_method(1, &consume_big("first")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let body = vec![7u8; 1024 * 1024];
+    for _ in 0..count {
+        publish(&setup, "big", &body).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c
+}
+
 /// A consumer cancelled while deliveries are on their way to it: those come back to the
 /// queue, and the channel's shared prefetch (global qos) they took comes back too, so
 /// the channel's next consumer gets every one of them.
@@ -754,34 +790,7 @@ async fn consumer_cancel_notification_when_the_queue_is_deleted() {
 async fn cancelling_with_deliveries_in_flight_returns_the_channels_prefetch() {
     const COUNT: u16 = 40;
     let broker = TestBroker::start().await;
-    let (_conn, setup) = channel(&broker).await;
-    declare(&setup, "big").await;
-    let mut c = RawClient::open(broker.addr()).await;
-    c.send_method(
-        1,
-        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
-            prefetch_count: COUNT,
-            global: true,
-        })),
-    )
-    .await;
-    let consume_on = |tag: &str| {
-        AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
-            queue: "big".into(),
-            consumer_tag: tag.into(),
-            ..Default::default()
-        }))
-    };
-    c.send_method(1, &consume_on("first")).await;
-    // Published one at a time, they reach the consumer's connection one at a time; the
-    // client does not read, so the broker's output fills and the later ones wait there.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let body = vec![7u8; 1024 * 1024];
-    for _ in 0..COUNT {
-        publish(&setup, "big", &body).await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = consumer_with_deliveries_in_flight(&broker, COUNT).await;
     c.send_method(
         1,
         &AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
@@ -814,7 +823,7 @@ async fn cancelling_with_deliveries_in_flight_returns_the_channels_prefetch() {
         })),
     )
     .await;
-    c.send_method(1, &consume_on("second")).await;
+    c.send_method(1, &consume_big("second")).await;
     let mut again = 0u16;
     while again < COUNT - received {
         if let Method::Other(AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) =
@@ -823,6 +832,58 @@ async fn cancelling_with_deliveries_in_flight_returns_the_channels_prefetch() {
             again += 1;
         }
     }
+}
+
+/// A channel closed while deliveries are on their way to it, and opened again under
+/// the same number: the deliveries bounce, and give back the old channel's prefetch,
+/// not the new one's, which must still hold its consumer to its limit.
+#[tokio::test]
+async fn deliveries_bounced_after_a_channel_reopened_leave_its_new_prefetch_alone() {
+    use warren_codec::spec::channel as ch_spec;
+
+    let broker = TestBroker::start().await;
+    let mut c = consumer_with_deliveries_in_flight(&broker, 40).await;
+    let mut again = raw::method_frame(
+        1,
+        &AMQPClass::Channel(ch_spec::AMQPMethod::Close(ch_spec::Close {
+            reply_code: 200,
+            reply_text: "again".into(),
+            class_id: 0,
+            method_id: 0,
+        })),
+    );
+    again.extend(raw::method_frame(
+        1,
+        &AMQPClass::Channel(ch_spec::AMQPMethod::Open(ch_spec::Open {})),
+    ));
+    again.extend(raw::method_frame(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+            prefetch_count: 1,
+            global: true,
+        })),
+    ));
+    again.extend(raw::method_frame(1, &consume_big("second")));
+    c.send(&again).await;
+    let mut second = 0;
+    let mut consuming = false;
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some((_, m))) = tokio::time::timeout_at(quiet, c.read_method()).await {
+        match m {
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))) => consuming = true,
+            Method::Other(AMQPClass::Basic(basic::AMQPMethod::Deliver(d)))
+                if d.consumer_tag.as_str() == "second" =>
+            {
+                second += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(consuming);
+    assert_eq!(
+        second, 1,
+        "a global prefetch of 1 let more deliveries through"
+    );
 }
 
 /// A channel's close cancels its consumers without waiting for room in their queues'
