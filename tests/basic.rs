@@ -747,6 +747,26 @@ async fn consumer_cancel_notification_when_the_queue_is_deleted() {
     );
 }
 
+/// `channel.close` and `channel.open` of one channel, for a client that pipelines
+/// them without waiting for `close-ok`.
+fn close_and_reopen(channel: u16) -> Vec<u8> {
+    use warren_codec::spec::channel as ch_spec;
+    let mut frames = raw::method_frame(
+        channel,
+        &AMQPClass::Channel(ch_spec::AMQPMethod::Close(ch_spec::Close {
+            reply_code: 200,
+            reply_text: "again".into(),
+            class_id: 0,
+            method_id: 0,
+        })),
+    );
+    frames.extend(raw::method_frame(
+        channel,
+        &AMQPClass::Channel(ch_spec::AMQPMethod::Open(ch_spec::Open {})),
+    ));
+    frames
+}
+
 /// `basic.consume` of "big" on channel 1 with this tag (acknowledged).
 fn consume_big(tag: &str) -> AMQPClass {
     AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
@@ -839,23 +859,9 @@ async fn cancelling_with_deliveries_in_flight_returns_the_channels_prefetch() {
 /// not the new one's, which must still hold its consumer to its limit.
 #[tokio::test]
 async fn deliveries_bounced_after_a_channel_reopened_leave_its_new_prefetch_alone() {
-    use warren_codec::spec::channel as ch_spec;
-
     let broker = TestBroker::start().await;
     let mut c = consumer_with_deliveries_in_flight(&broker, 40).await;
-    let mut again = raw::method_frame(
-        1,
-        &AMQPClass::Channel(ch_spec::AMQPMethod::Close(ch_spec::Close {
-            reply_code: 200,
-            reply_text: "again".into(),
-            class_id: 0,
-            method_id: 0,
-        })),
-    );
-    again.extend(raw::method_frame(
-        1,
-        &AMQPClass::Channel(ch_spec::AMQPMethod::Open(ch_spec::Open {})),
-    ));
+    let mut again = close_and_reopen(1);
     again.extend(raw::method_frame(
         1,
         &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
@@ -927,19 +933,7 @@ async fn a_closed_channels_exclusive_consumer_is_gone_before_the_next_consume() 
             }
         }
         // Close, reopen and consume again in one write, as a client may pipeline them.
-        let mut again = raw::method_frame(
-            1,
-            &AMQPClass::Channel(ch_spec::AMQPMethod::Close(ch_spec::Close {
-                reply_code: 200,
-                reply_text: "again".into(),
-                class_id: 0,
-                method_id: 0,
-            })),
-        );
-        again.extend(raw::method_frame(
-            1,
-            &AMQPClass::Channel(ch_spec::AMQPMethod::Open(ch_spec::Open {})),
-        ));
+        let mut again = close_and_reopen(1);
         again.extend(raw::method_frame(1, &consume));
         c.send(&again).await;
     }
