@@ -767,6 +767,14 @@ fn close_and_reopen(channel: u16) -> Vec<u8> {
     frames
 }
 
+/// `basic.qos` with a prefetch the channel's consumers share.
+fn global_qos(prefetch_count: u16) -> AMQPClass {
+    AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+        prefetch_count,
+        global: true,
+    }))
+}
+
 /// `basic.consume` of "big" on channel 1 with this tag (acknowledged).
 fn consume_big(tag: &str) -> AMQPClass {
     AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
@@ -784,14 +792,7 @@ async fn consumer_with_deliveries_in_flight(broker: &TestBroker, count: u16) -> 
     let (_conn, setup) = channel(broker).await;
     declare(&setup, "big").await;
     let mut c = RawClient::open(broker.addr()).await;
-    c.send_method(
-        1,
-        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
-            prefetch_count: count,
-            global: true,
-        })),
-    )
-    .await;
+    c.send_method(1, &global_qos(count)).await;
     c.send_method(1, &consume_big("first")).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let body = vec![7u8; 1024 * 1024];
@@ -862,13 +863,7 @@ async fn deliveries_bounced_after_a_channel_reopened_leave_its_new_prefetch_alon
     let broker = TestBroker::start().await;
     let mut c = consumer_with_deliveries_in_flight(&broker, 40).await;
     let mut again = close_and_reopen(1);
-    again.extend(raw::method_frame(
-        1,
-        &AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
-            prefetch_count: 1,
-            global: true,
-        })),
-    ));
+    again.extend(raw::method_frame(1, &global_qos(1)));
     again.extend(raw::method_frame(1, &consume_big("second")));
     c.send(&again).await;
     let mut second = 0;
