@@ -74,7 +74,8 @@ async fn wrong_protocol_header_gets_ours_back_then_close() {
     for header in [
         &b"AMQP\x00\x00\x08\x00"[..],
         b"HTTP/1.1",
-        b"AMQP\x01\x01\x08\x00",
+        b"AMQP\x00\x00\x09\x02",
+        b"AMQP\x01\x01\x00\x0a",
     ] {
         let mut c = RawClient::connect(broker.addr()).await;
         c.send(header).await;

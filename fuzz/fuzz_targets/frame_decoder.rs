@@ -1,4 +1,5 @@
-//! Any byte stream through the frame splitter, method decoder, content assembly and
+//! Any byte stream through the frame splitter, method decoder (0-9-1 and 0-8), content
+//! assembly and
 //! property scanner: errors are fine, panics and unbounded buffering are not.
 
 #![no_main]
@@ -7,7 +8,8 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use warren_codec::content::ContentAssembly;
 use warren_codec::frame::{FrameType, decode_frame};
-use warren_codec::method::{Method, decode_method};
+use warren_codec::dialect::Dialect;
+use warren_codec::method::{Method, decode_method, decode_method_in};
 use warren_codec::properties::scan_properties;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(Method::BasicPublish(_)) = decode_method(&frame.payload) {
                     let _ = content.begin(());
                 }
+                let _ = decode_method_in(&frame.payload, Dialect::Amqp08);
             }
             FrameType::Header => {
                 if let Ok(Some(done)) = content.header(frame.payload, 60, 1 << 20) {

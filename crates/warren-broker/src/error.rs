@@ -115,6 +115,11 @@ impl From<CodecError> for AmqpException {
                 method_id,
             } => Self::connection(R::NotImplemented, e.to_string())
                 .during(MethodId::new(class_id, method_id)),
+            E::Unimplemented {
+                class_id,
+                method_id,
+            } => Self::connection(R::CommandInvalid, e.to_string())
+                .during(MethodId::new(class_id, method_id)),
             E::MalformedArguments {
                 class_id,
                 method_id,

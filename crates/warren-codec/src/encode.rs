@@ -8,19 +8,35 @@ use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::{AMQPClass, gen_class};
 use bytes::{BufMut, BytesMut};
 
+use crate::dialect::{Dialect, outbound_0_8};
 use crate::frame::{FrameType, max_payload};
 use crate::{BASIC_CLASS_ID, CodecError, FRAME_END, FRAME_HEADER_SIZE};
 
-/// Append a method frame for any method, serialised by `amq-protocol`.
+/// Append a method frame for any method, serialised by `amq-protocol` (AMQP 0-9-1).
 pub fn encode_method(
     buf: &mut BytesMut,
     channel: u16,
     method: &AMQPClass,
 ) -> Result<(), CodecError> {
-    let payload = gen_class(method)(WriteContext::from(Vec::with_capacity(64)))
+    encode_method_in(buf, channel, method, Dialect::Amqp091)
+}
+
+/// Append a method frame for any method, as a peer speaking `dialect` reads it.
+pub fn encode_method_in(
+    buf: &mut BytesMut,
+    channel: u16,
+    method: &AMQPClass,
+    dialect: Dialect,
+) -> Result<(), CodecError> {
+    let mut payload = gen_class(method)(WriteContext::from(Vec::with_capacity(64)))
         .map_err(|_| CodecError::Encode("method arguments"))?
         .into_inner()
         .0;
+    if dialect == Dialect::Amqp08
+        && let Some(translated) = outbound_0_8(&payload)
+    {
+        payload = translated;
+    }
     put_frame_header(buf, FrameType::Method, channel, payload.len())?;
     buf.extend_from_slice(&payload);
     buf.put_u8(FRAME_END);

@@ -51,6 +51,15 @@ pub enum CodecError {
         /// Method id.
         method_id: u16,
     },
+    /// A method of AMQP 0-8 that the broker does not implement (RabbitMQ implements none
+    /// of the `file`, `stream`, `dtx`, `tunnel` and `test` classes).
+    #[error("unimplemented method")]
+    Unimplemented {
+        /// Class id.
+        class_id: u16,
+        /// Method id.
+        method_id: u16,
+    },
     /// The method's arguments are truncated, garbled, or followed by extra octets.
     #[error("cannot decode the arguments of {name}")]
     MalformedArguments {

@@ -3,7 +3,8 @@
 //! Owns:
 //! - frame splitting off a read buffer, with the `frame_max` check made from the 7-byte
 //!   frame header before the payload has arrived ([`frame`]);
-//! - the protocol header ([`protocol_header`]);
+//! - the protocol header ([`protocol_header`]), and the translation of AMQP 0-8 methods to
+//!   and from 0-9-1 for the clients that open with 0-8's ([`dialect`]);
 //! - method decoding and encoding ([`method`], [`encode`]): the hot methods
 //!   (`basic.publish`, `basic.ack`/`nack`/`reject`, `basic.deliver`, content frames) are
 //!   hand-written so that they neither allocate nor copy bodies; everything else goes
@@ -18,6 +19,7 @@
 //! is the broker's decision, made in one place in `warren-broker`.
 
 pub mod content;
+pub mod dialect;
 pub mod encode;
 mod error;
 pub mod frame;

@@ -9,6 +9,7 @@ use amq_protocol::protocol::{AMQPClass, parse_class};
 use bytes::{Buf, Bytes};
 
 use crate::CodecError;
+use crate::dialect::{Dialect, inbound_0_8, read_id};
 
 /// A decoded method.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,15 +110,28 @@ pub struct BasicReject {
     pub requeue: bool,
 }
 
-/// Decode a method frame's payload.
+/// Decode a method frame's payload (AMQP 0-9-1).
 pub fn decode_method(payload: &Bytes) -> Result<Method, CodecError> {
-    if payload.len() < 4 {
+    decode_method_in(payload, Dialect::Amqp091)
+}
+
+/// Decode a method frame's payload sent in `dialect`, into 0-9-1 terms.
+pub fn decode_method_in(payload: &Bytes, dialect: Dialect) -> Result<Method, CodecError> {
+    let Some(wire) = read_id(payload) else {
         return Err(CodecError::ShortMethodFrame(payload.len()));
+    };
+    if dialect == Dialect::Amqp08
+        && let Some(translated) = inbound_0_8(payload, wire)?
+    {
+        return decode_0_9_1(&translated);
     }
-    let id = MethodId::new(
-        u16::from_be_bytes([payload[0], payload[1]]),
-        u16::from_be_bytes([payload[2], payload[3]]),
-    );
+    decode_0_9_1(payload)
+}
+
+fn decode_0_9_1(payload: &Bytes) -> Result<Method, CodecError> {
+    let Some(id) = read_id(payload) else {
+        return Err(CodecError::ShortMethodFrame(payload.len()));
+    };
     let Some(name) = id.name() else {
         return Err(if class_name(id.class_id).is_some() {
             CodecError::UnknownMethod {

@@ -2,9 +2,10 @@
 //! channels to their [`Channel`], exceptions to `channel.close` or `connection.close`.
 
 use tracing::{debug, warn};
+use warren_codec::CodecError;
 use warren_codec::ReplyCode;
 use warren_codec::frame::{Frame, FrameType};
-use warren_codec::method::{Method, MethodId, decode_method};
+use warren_codec::method::{Method, MethodId, decode_method, decode_method_in};
 use warren_codec::spec::{AMQPClass, channel, connection};
 
 use super::{Connection, Flow};
@@ -46,7 +47,7 @@ impl Connection {
         if frame.channel != 0 || frame.frame_type != FrameType::Method {
             return Flow::Continue;
         }
-        match decode_method(&frame.payload) {
+        match decode_method_in(&frame.payload, self.session.dialect) {
             Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))) => {
                 Flow::Stop
             }
@@ -73,18 +74,29 @@ impl Connection {
                 "heartbeat frame with a payload",
             )),
             FrameType::Header | FrameType::Body => Err(unexpected_frame_on_zero(&frame)),
-            FrameType::Method => match decode_method(&frame.payload)? {
-                Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
-                    debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
-                    self.teardown_channels();
-                    self.send_close_ok();
-                    Ok(Flow::Stop)
+            FrameType::Method => {
+                let unexpected = |id| {
+                    Err(channel_error("unexpected method in connection state running").during(id))
+                };
+                match decode_method_in(&frame.payload, self.session.dialect) {
+                    Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(
+                        close,
+                    )))) => {
+                        debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
+                        self.teardown_channels();
+                        self.send_close_ok();
+                        Ok(Flow::Stop)
+                    }
+                    Ok(other) => unexpected(other.id()),
+                    // A 0-8 method we do not implement (`connection.redirect`, which only
+                    // servers send) is as unexpected here as any other.
+                    Err(CodecError::Unimplemented {
+                        class_id,
+                        method_id,
+                    }) => unexpected(MethodId::new(class_id, method_id)),
+                    Err(e) => Err(e.into()),
                 }
-                other => Err(
-                    channel_error("unexpected method in connection state running")
-                        .during(other.id()),
-                ),
-            },
+            }
         }
     }
 
@@ -102,7 +114,7 @@ impl Connection {
         }
         let result = match frame.frame_type {
             FrameType::Method => {
-                let method = decode_method(&frame.payload)?;
+                let method = decode_method_in(&frame.payload, self.session.dialect)?;
                 ch.check_method_allowed()?;
                 match method {
                     Method::Other(AMQPClass::Channel(channel::AMQPMethod::Close(close))) => {
@@ -163,6 +175,7 @@ impl Connection {
         let result = match frame.frame_type {
             FrameType::Header => ch.on_header(&mut self.session, frame.payload),
             FrameType::Body => ch.on_body(&mut self.session, frame.payload),
+            // `basic.publish` reads the same in AMQP 0-8.
             FrameType::Method if frame.payload.starts_with(&BASIC_PUBLISH_ID) => {
                 match decode_method(&frame.payload) {
                     Ok(Method::BasicPublish(m)) => ch.check_method_allowed().and_then(|()| {
@@ -186,7 +199,7 @@ impl Connection {
         if frame.frame_type != FrameType::Method {
             return;
         }
-        match decode_method(&frame.payload) {
+        match decode_method_in(&frame.payload, self.session.dialect) {
             Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)))) => {
                 self.channels.remove(&id);
             }
@@ -209,7 +222,7 @@ impl Connection {
                 "expected method frame, got non method frame instead",
             ));
         }
-        match decode_method(&frame.payload)? {
+        match decode_method_in(&frame.payload, self.session.dialect)? {
             Method::Other(AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
                 if self.channels.len() >= usize::from(self.channel_max) {
                     return Err(not_allowed(format!(

@@ -7,9 +7,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
-use warren_codec::encode::encode_method;
+use warren_codec::dialect::Dialect;
+use warren_codec::encode::encode_method_in;
 use warren_codec::frame::{Frame, FrameType, decode_frame};
-use warren_codec::method::{Method, MethodId, decode_method};
+use warren_codec::method::{Method, MethodId, decode_method_in};
 use warren_codec::protocol_header::{PROTOCOL_HEADER, ProtocolHeader, parse_protocol_header};
 use warren_codec::spec::{AMQPClass, connection};
 use warren_codec::types::{AMQPValue, FieldTable, LongString};
@@ -80,10 +81,17 @@ fn capabilities() -> FieldTable {
     caps
 }
 
-fn server_properties() -> FieldTable {
+/// `connection.start`'s server properties. A 0-8 peer gets an empty capabilities table,
+/// as from RabbitMQ: 0-8 tables have no boolean type, and none of the capabilities
+/// exists in 0-8.
+fn server_properties(dialect: Dialect) -> FieldTable {
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));
     let mut props = FieldTable::default();
-    props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities()));
+    let capabilities = match dialect {
+        Dialect::Amqp091 => capabilities(),
+        Dialect::Amqp08 => FieldTable::default(),
+    };
+    props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
     props.insert("product".into(), text("Warren"));
     props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
     props.insert(
@@ -125,6 +133,11 @@ pub(crate) async fn handshake(
         None | Some(ProtocolHeader::Amqp091) => {
             let _ = io.rbuf.split_to(8);
         }
+        Some(ProtocolHeader::Amqp08) => {
+            debug!("AMQP 0-8 client");
+            io.dialect = Dialect::Amqp08;
+            let _ = io.rbuf.split_to(8);
+        }
         Some(ProtocolHeader::Unsupported(head)) => {
             debug!(?head, "unsupported protocol header");
             io.wr.write_all(&PROTOCOL_HEADER).await?;
@@ -133,12 +146,13 @@ pub(crate) async fn handshake(
     }
 
     // 2. connection.start / start-ok, and authentication.
+    let (version_major, version_minor) = io.dialect.version();
     send(
         io,
         &AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
-            version_major: 0,
-            version_minor: 9,
-            server_properties: server_properties(),
+            version_major,
+            version_minor,
+            server_properties: server_properties(io.dialect),
             mechanisms: MECHANISMS.into(),
             locales: "en_US".into(),
         })),
@@ -152,7 +166,9 @@ pub(crate) async fn handshake(
         client_capability(&start_ok.client_properties, "authentication_failure_close");
     let consumer_cancel_notify =
         client_capability(&start_ok.client_properties, "consumer_cancel_notify");
-    let connection_blocked = client_capability(&start_ok.client_properties, "connection.blocked");
+    // 0-8 has no `connection.blocked`, whatever the client claims.
+    let connection_blocked = io.dialect == Dialect::Amqp091
+        && client_capability(&start_ok.client_properties, "connection.blocked");
     let user = match authenticate(
         config,
         start_ok.mechanism.as_str(),
@@ -280,7 +296,7 @@ fn unexpected(method: &connection::AMQPMethod, state: &str) -> Refused {
 
 async fn send(io: &mut Io, method: &AMQPClass) -> Result<(), Refused> {
     let mut buf = BytesMut::with_capacity(512);
-    encode_method(&mut buf, 0, method).map_err(AmqpException::from)?;
+    encode_method_in(&mut buf, 0, method, io.dialect).map_err(AmqpException::from)?;
     io.wr.write_all(&buf).await?;
     Ok(())
 }
@@ -298,7 +314,7 @@ async fn next_connection_method(
             FrameType::Method if frame.channel == 0 => {}
             _ => return Err(super::frames::unexpected_frame_on_zero(&frame).into()),
         }
-        match decode_method(&frame.payload).map_err(AmqpException::from)? {
+        match decode_method_in(&frame.payload, io.dialect).map_err(AmqpException::from)? {
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
                 send(
                     io,
@@ -351,7 +367,7 @@ pub(crate) async fn refuse(io: &mut Io, exception: &AmqpException, wait: Duratio
                 Ok(frame) if frame.frame_type == FrameType::Method => {
                     if let Ok(Method::Other(AMQPClass::Connection(
                         connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_),
-                    ))) = decode_method(&frame.payload)
+                    ))) = decode_method_in(&frame.payload, io.dialect)
                     {
                         return;
                     }

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use warren_codec::ReplyCode;
+use warren_codec::dialect::Dialect;
 use warren_codec::encode::encode_heartbeat;
 use warren_codec::frame::{FrameType, decode_frame};
 use warren_codec::spec::{AMQPClass, connection};
@@ -57,6 +58,8 @@ pub(crate) struct Io {
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
     rbuf: BytesMut,
+    /// The protocol the peer opened with: AMQP 0-9-1, or 0-8 translated at the edge.
+    dialect: Dialect,
 }
 
 /// Whether the connection loop goes on.
@@ -93,6 +96,7 @@ async fn serve_socket(
         rd,
         wr,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
+        dialect: Dialect::Amqp091,
     };
     let config = broker.config().clone();
     let outcome = tokio::select! {
@@ -120,6 +124,7 @@ async fn serve_socket(
         frame_max: opened.frame_max,
         consumer_cancel_notify: opened.consumer_cancel_notify,
         connection_blocked: opened.connection_blocked,
+        dialect: io.dialect,
         handle: ConnectionHandle {
             tx,
             window: Credit::new(config.connection_delivery_window),

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
 use tracing::error;
+use warren_codec::dialect::Dialect;
 use warren_codec::encode::{
-    encode_body_frame_header, encode_content, encode_content_header, encode_method,
+    encode_body_frame_header, encode_content, encode_content_header, encode_method_in,
 };
 use warren_codec::frame::max_payload;
 use warren_codec::spec::AMQPClass;
@@ -71,6 +72,8 @@ pub(crate) struct Session {
     pub consumer_cancel_notify: bool,
     /// The client understands `connection.blocked` and `connection.unblocked`.
     pub connection_blocked: bool,
+    /// The protocol the client speaks; methods are encoded for it.
+    pub dialect: Dialect,
     pub handle: ConnectionHandle,
     /// Encoded frames waiting for the socket; flushed in batches by the connection loop.
     /// Goes out after everything in `sealed`.
@@ -173,7 +176,7 @@ impl Session {
 
     /// Encode a method for sending.
     pub fn send_method(&mut self, channel: u16, method: &AMQPClass) {
-        if let Err(e) = encode_method(&mut self.out, channel, method) {
+        if let Err(e) = encode_method_in(&mut self.out, channel, method, self.dialect) {
             // Only our own oversize strings can fail to encode; they are bugs, not input.
             error!(channel, error = %e, ?method, "could not encode a method");
         }
