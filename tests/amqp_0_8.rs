@@ -314,3 +314,21 @@ async fn channel_errors_in_0_8_are_the_same_as_in_0_9_1() {
     let (_, class_id, method_id, open_ok) = next_method(&mut c).await;
     assert_eq!((class_id, method_id, &open_ok[..]), (20, 11, &[][..]));
 }
+
+#[tokio::test]
+async fn shutdown_closes_a_0_8_connection_with_0_8_s_close() {
+    let broker = TestBroker::start().await;
+    let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
+    let stopping = tokio::spawn(broker.shutdown());
+    let (code, text, class_id, method_id) = expect_close_0_8(&mut c).await;
+    assert_eq!(
+        (code, text.as_str(), class_id, method_id),
+        (
+            320,
+            "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'",
+            0,
+            0
+        )
+    );
+    stopping.await.unwrap();
+}
