@@ -9,6 +9,8 @@
     reason = "tests: a panic is the failure report"
 )]
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use warren_codec::frame::{Frame, FrameType};
 use warren_codec::method::{Method, decode_method};
@@ -97,7 +99,9 @@ async fn open_0_8(broker: &TestBroker, header: &[u8]) -> (RawClient, Bytes) {
     (c, start)
 }
 
-/// A `connection.close` numbered as 0-8 numbers it (60); answers with 0-8's close-ok.
+/// A `connection.close` numbered as 0-8 numbers it (60); answers with 0-8's close-ok,
+/// which the broker must understand: it closes the socket at once, not when it tires of
+/// waiting (2 s in tests).
 async fn expect_close_0_8(c: &mut RawClient) -> (u16, String, u16, u16) {
     let (channel, class_id, method_id, args) = next_method(c).await;
     assert_eq!(
@@ -111,6 +115,12 @@ async fn expect_close_0_8(c: &mut RawClient) -> (u16, String, u16, u16) {
         unreachable!("decoded as connection.close")
     };
     send_method(c, 0, 10, 61, &[]).await;
+    let answered = Instant::now();
+    assert!(c.read_frame().await.is_none(), "nothing after close-ok");
+    assert!(
+        answered.elapsed() < Duration::from_secs(1),
+        "the broker did not take 0-8's close-ok as one"
+    );
     (
         close.reply_code,
         close.reply_text.to_string(),
@@ -265,6 +275,30 @@ async fn unimplemented_0_8_methods_are_command_invalid_as_in_rabbitmq() {
             ),
         );
     }
+    // On a channel not open, anything but channel.open is unexpected, as in RabbitMQ.
+    let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
+    send_method(&mut c, 2, 70, 10, &[0, 0, 0, 0, 0, 0, 0]).await;
+    let (code, text, class_id, method_id) = expect_close_0_8(&mut c).await;
+    assert_eq!(
+        (code, text.as_str(), class_id, method_id),
+        (504, "CHANNEL_ERROR - expected 'channel.open'", 70, 10)
+    );
+    // During the handshake too (where RabbitMQ says nothing and drops the socket after
+    // 3 s, Warren answers every out-of-order method with 504).
+    let mut c = RawClient::connect(broker.addr()).await;
+    c.send(HEADER_0_8).await;
+    next_method(&mut c).await;
+    send_method(&mut c, 0, 70, 10, &[0, 0, 0, 0, 0, 0, 0]).await;
+    let (code, text, class_id, method_id) = expect_close_0_8(&mut c).await;
+    assert_eq!(
+        (code, text.as_str(), class_id, method_id),
+        (
+            504,
+            "CHANNEL_ERROR - unexpected method in connection state starting",
+            70,
+            10
+        )
+    );
     // On channel 0 a redirect is as unexpected as any method but close.
     let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
     send_method(&mut c, 0, 10, 50, &redirect).await;

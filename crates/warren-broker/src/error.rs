@@ -8,7 +8,7 @@
 use std::fmt;
 
 use thiserror::Error;
-use warren_codec::method::MethodId;
+use warren_codec::method::{Method, MethodId};
 use warren_codec::{CodecError, ReplyCode};
 use warren_router::RouteError;
 
@@ -270,6 +270,22 @@ pub(crate) fn command_invalid(text: impl Into<String>) -> AmqpException {
 /// `504` for a method arriving where the connection state does not allow it.
 pub(crate) fn channel_error(text: impl Into<String>) -> AmqpException {
     AmqpException::connection(ReplyCode::ChannelError, text)
+}
+
+/// A method decoded where only a few are accepted, each other one `unexpected` (a 504):
+/// a 0-8 method Warren does not implement is as unexpected there as any other, as
+/// RabbitMQ checks the state before it gets to "unimplemented method".
+pub(crate) fn decoded_or_unexpected(
+    decoded: Result<Method, CodecError>,
+    unexpected: impl FnOnce(MethodId) -> AmqpException,
+) -> AmqpResult<Method> {
+    decoded.map_err(|e| match e {
+        CodecError::Unimplemented {
+            class_id,
+            method_id,
+        } => unexpected(MethodId::new(class_id, method_id)),
+        e => e.into(),
+    })
 }
 
 /// `505` for a frame of the wrong type on channel 0 (RabbitMQ dumps the octets, as

@@ -13,8 +13,9 @@
 //!   `connection.update-secret` do not exist;
 //! - the classes `file`, `stream`, `dtx`, `tunnel` and `test` exist but RabbitMQ
 //!   implements none of their methods, nor the server-to-client `connection.redirect`
-//!   and `channel.alert`: each is answered with 503 "unimplemented method", as RabbitMQ
-//!   3.10 answers them.
+//!   and `channel.alert`: on an open channel each is answered with 503 "unimplemented
+//!   method", as RabbitMQ 3.10 answers them (where no method but a few is expected, the
+//!   broker calls them unexpected, as any other).
 //!
 //! What the broker must not send to a 0-8 peer (`connection.blocked`, `basic.nack`,
 //! boolean values in `connection.start`'s capabilities) it does not send; this module
@@ -70,12 +71,10 @@ fn unimplemented_in_0_8(id: MethodId) -> bool {
     match id.class_id {
         10 => id.method_id == 50,
         20 => id.method_id == 30,
-        70 => {
-            matches!(
-                id.method_id,
-                10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 60 | 70
-            ) || matches!(id.method_id, 80 | 90 | 100)
-        }
+        70 => matches!(
+            id.method_id,
+            10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 60 | 70 | 80 | 90 | 100
+        ),
         80 => matches!(id.method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60),
         100 => matches!(id.method_id, 10 | 11 | 20 | 21),
         110 => id.method_id == 10,
@@ -110,7 +109,7 @@ pub(crate) fn inbound_0_8(payload: &Bytes, wire: MethodId) -> Result<Option<Byte
             method_id: wire.method_id,
         });
     }
-    let args = &payload[4..];
+    let args = payload.get(4..).unwrap_or_default();
     Ok(match (wire.class_id, wire.method_id) {
         (10, 60) | (20, 40) => renumber_close(payload).map(Bytes::from),
         // `close-ok`, and 51, which 0-8 lacks: read as 0-9-1's `unblocked`, a method only
@@ -128,6 +127,11 @@ pub(crate) fn inbound_0_8(payload: &Bytes, wire: MethodId) -> Result<Option<Byte
 /// `None` when it reads the same.
 pub(crate) fn outbound_0_8(payload: &[u8]) -> Option<Vec<u8>> {
     let id = read_id(payload)?;
+    // 0-8 would read `connection.blocked` and `unblocked` as `close` and `close-ok`.
+    debug_assert!(
+        !absent_from_0_8(id) && !matches!((id.class_id, id.method_id), (10, 60 | 61)),
+        "{id:?} sent to an AMQP 0-8 peer"
+    );
     match (id.class_id, id.method_id) {
         (10, 50) | (20, 40) => renumber_close(payload),
         (10, 51) => Some(id_octets(Dialect::Amqp08.renumber(id)).to_vec()),
@@ -177,7 +181,7 @@ fn with_id(id: MethodId, args: &[u8], append: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use crate::method::{Method, decode_method_in};
-    use amq_protocol::protocol::{AMQPClass, basic};
+    use amq_protocol::protocol::{AMQPClass, basic, connection};
 
     #[test]
     fn renumbering_is_its_own_inverse() {
@@ -238,6 +242,16 @@ mod tests {
                 method_id: 60
             }
         ));
+    }
+
+    #[test]
+    fn a_0_8_close_ok_reads_as_close_ok() {
+        assert_eq!(
+            decode_method_in(&Bytes::from_static(&[0, 10, 0, 61]), Dialect::Amqp08).unwrap(),
+            Method::Other(AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                connection::CloseOk {}
+            )))
+        );
     }
 
     #[test]

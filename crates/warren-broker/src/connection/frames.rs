@@ -2,7 +2,6 @@
 //! channels to their [`Channel`], exceptions to `channel.close` or `connection.close`.
 
 use tracing::{debug, warn};
-use warren_codec::CodecError;
 use warren_codec::ReplyCode;
 use warren_codec::frame::{Frame, FrameType};
 use warren_codec::method::{Method, MethodId, decode_method, decode_method_in};
@@ -11,7 +10,8 @@ use warren_codec::spec::{AMQPClass, channel, connection};
 use super::{Connection, Flow};
 use crate::channel::{Channel, ChannelState};
 use crate::error::{
-    AmqpException, AmqpResult, Scope, channel_error, not_allowed, unexpected_frame,
+    AmqpException, AmqpResult, Scope, channel_error, decoded_or_unexpected, not_allowed,
+    unexpected_frame,
 };
 
 /// Class and method id of `basic.publish` (60, 40), as they open its method payload.
@@ -75,26 +75,19 @@ impl Connection {
             )),
             FrameType::Header | FrameType::Body => Err(unexpected_frame_on_zero(&frame)),
             FrameType::Method => {
-                let unexpected = |id| {
-                    Err(channel_error("unexpected method in connection state running").during(id))
-                };
-                match decode_method_in(&frame.payload, self.session.dialect) {
-                    Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(
-                        close,
-                    )))) => {
+                let unexpected =
+                    |id| channel_error("unexpected method in connection state running").during(id);
+                match decoded_or_unexpected(
+                    decode_method_in(&frame.payload, self.session.dialect),
+                    unexpected,
+                )? {
+                    Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
                         debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
                         self.teardown_channels();
                         self.send_close_ok();
                         Ok(Flow::Stop)
                     }
-                    Ok(other) => unexpected(other.id()),
-                    // A 0-8 method we do not implement (`connection.redirect`, which only
-                    // servers send) is as unexpected here as any other.
-                    Err(CodecError::Unimplemented {
-                        class_id,
-                        method_id,
-                    }) => unexpected(MethodId::new(class_id, method_id)),
-                    Err(e) => Err(e.into()),
+                    other => Err(unexpected(other.id())),
                 }
             }
         }
@@ -222,7 +215,11 @@ impl Connection {
                 "expected method frame, got non method frame instead",
             ));
         }
-        match decode_method_in(&frame.payload, self.session.dialect)? {
+        let unexpected = |id| channel_error("expected 'channel.open'").during(id);
+        match decoded_or_unexpected(
+            decode_method_in(&frame.payload, self.session.dialect),
+            unexpected,
+        )? {
             Method::Other(AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
                 if self.channels.len() >= usize::from(self.channel_max) {
                     return Err(not_allowed(format!(
@@ -238,7 +235,7 @@ impl Connection {
                 );
                 Ok(Flow::Continue)
             }
-            other => Err(channel_error("expected 'channel.open'").during(other.id())),
+            other => Err(unexpected(other.id())),
         }
     }
 

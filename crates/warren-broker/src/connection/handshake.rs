@@ -19,7 +19,9 @@ use warren_codec::{FRAME_OVERHEAD, ReplyCode};
 use super::Io;
 use crate::Broker;
 use crate::auth::{AuthError, MECHANISMS, authenticate};
-use crate::error::{AmqpException, channel_error, command_invalid, not_allowed};
+use crate::error::{
+    AmqpException, channel_error, command_invalid, decoded_or_unexpected, not_allowed,
+};
 use crate::vhost::VHost;
 
 /// The smallest frame_max a client may ask for (RabbitMQ's `?FRAME_MIN_SIZE`).
@@ -314,7 +316,9 @@ async fn next_connection_method(
             FrameType::Method if frame.channel == 0 => {}
             _ => return Err(super::frames::unexpected_frame_on_zero(&frame).into()),
         }
-        match decode_method_in(&frame.payload, io.dialect).map_err(AmqpException::from)? {
+        let unexpected =
+            |id| channel_error(format!("unexpected method in connection state {state}")).during(id);
+        match decoded_or_unexpected(decode_method_in(&frame.payload, io.dialect), unexpected)? {
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
                 send(
                     io,
@@ -324,13 +328,7 @@ async fn next_connection_method(
                 return Err(Refused::Gone);
             }
             Method::Other(AMQPClass::Connection(m)) => return Ok(m),
-            other => {
-                return Err(channel_error(format!(
-                    "unexpected method in connection state {state}"
-                ))
-                .during(other.id())
-                .into());
-            }
+            other => return Err(unexpected(other.id()).into()),
         }
     }
 }
