@@ -13,6 +13,7 @@
     reason = "test fixtures: a panic is how a fixture reports a broken test environment"
 )]
 
+pub mod client_0_8;
 pub mod raw;
 
 use std::net::SocketAddr;

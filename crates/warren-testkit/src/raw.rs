@@ -1,5 +1,6 @@
 //! A byte-level AMQP 0-9-1 client: it sends exactly the frames a test builds, valid or
-//! not, and decodes what comes back.
+//! not, and decodes what comes back. It can speak AMQP 0-8 too ([`RawClient::open_in`]),
+//! sending the same frames as a 0-8 client would ([`crate::client_0_8`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,10 +8,11 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use warren_codec::dialect::Dialect;
 use warren_codec::encode::encode_method;
 use warren_codec::frame::{Frame, FrameType, decode_frame};
-use warren_codec::method::{Method, decode_method};
-use warren_codec::protocol_header::PROTOCOL_HEADER;
+use warren_codec::method::{Method, decode_method_in};
+use warren_codec::protocol_header::{PROTOCOL_HEADER, PROTOCOL_HEADER_0_8};
 use warren_codec::spec::{AMQPClass, channel, connection};
 use warren_codec::types::{AMQPValue, FieldTable};
 
@@ -24,6 +26,8 @@ pub struct RawClient {
     buf: BytesMut,
     /// A method read ahead by the handshake that the test should still see.
     stashed: Option<(u16, Method)>,
+    /// The protocol spoken: the header sent, and how methods are written and read.
+    dialect: Dialect,
 }
 
 /// What a `connection.close` or `channel.close` said.
@@ -154,7 +158,20 @@ impl RawClient {
             stream,
             buf: BytesMut::with_capacity(64 * 1024),
             stashed: None,
+            dialect: Dialect::Amqp091,
         }
+    }
+
+    /// [`RawClient::open`] in `dialect`: with AMQP 0-8, frames the test builds in 0-9-1
+    /// terms go out as a 0-8 client sends them, and what comes back is read as 0-8.
+    pub async fn open_in(addr: SocketAddr, dialect: Dialect) -> Self {
+        let mut c = Self::connect(addr).await;
+        c.dialect = dialect;
+        c.handshake_with(true, b"\0guest\0guest", "PLAIN", None)
+            .await;
+        c.open_connection("/").await;
+        c.open_channel(1).await;
+        c
     }
 
     /// Connect and complete the handshake as guest with every capability, accepting
@@ -178,7 +195,11 @@ impl RawClient {
         mechanism: &str,
         tune: Option<(u16, u32, u16)>,
     ) {
-        self.send(&PROTOCOL_HEADER).await;
+        self.send(match self.dialect {
+            Dialect::Amqp091 => &PROTOCOL_HEADER,
+            Dialect::Amqp08 => &PROTOCOL_HEADER_0_8,
+        })
+        .await;
         let start = self.read_method().await.expect("connection.start");
         assert!(matches!(
             start.1,
@@ -265,7 +286,16 @@ impl RawClient {
     /// Write raw bytes.
     pub async fn send(&mut self, bytes: &[u8]) {
         // The peer may already have closed; tests then see it on the next read.
-        let _ = self.stream.write_all(bytes).await;
+        let _ = match self.dialect {
+            Dialect::Amqp091 => self.stream.write_all(bytes).await,
+            // The protocol header goes as it is: it has no frames to translate.
+            Dialect::Amqp08 if bytes.starts_with(b"AMQP") => self.stream.write_all(bytes).await,
+            Dialect::Amqp08 => {
+                self.stream
+                    .write_all(&crate::client_0_8::as_0_8(bytes))
+                    .await
+            }
+        };
     }
 
     /// Write one method frame.
@@ -300,7 +330,8 @@ impl RawClient {
         loop {
             let frame = self.read_frame().await?;
             if frame.frame_type == FrameType::Method {
-                let method = decode_method(&frame.payload).expect("server sent a valid method");
+                let method = decode_method_in(&frame.payload, self.dialect)
+                    .expect("server sent a valid method");
                 return Some((frame.channel, method));
             }
         }
