@@ -129,6 +129,19 @@ async fn expect_close_0_8(c: &mut RawClient) -> (u16, String, u16, u16) {
     )
 }
 
+/// On a fresh 0-8 connection, one method and the `connection.close` it draws.
+async fn close_for(
+    broker: &TestBroker,
+    channel: u16,
+    class_id: u16,
+    method_id: u16,
+    args: &[u8],
+) -> (u16, String, u16, u16) {
+    let (mut c, _) = open_0_8(broker, HEADER_0_8).await;
+    send_method(&mut c, channel, class_id, method_id, args).await;
+    expect_close_0_8(&mut c).await
+}
+
 #[tokio::test]
 async fn connection_start_says_8_0_with_no_capabilities() {
     let broker = TestBroker::start().await;
@@ -222,9 +235,8 @@ async fn methods_0_8_lacks_are_not_implemented() {
     nack.push(0);
     for (class_id, method_id, args) in [(85, 10, vec![0]), (40, 30, exchange_bind), (60, 120, nack)]
     {
-        let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
-        send_method(&mut c, 1, class_id, method_id, &args).await;
-        let (code, _, failed_class, failed_method) = expect_close_0_8(&mut c).await;
+        let (code, _, failed_class, failed_method) =
+            close_for(&broker, 1, class_id, method_id, &args).await;
         assert_eq!(
             (code, failed_class, failed_method),
             (540, class_id, method_id),
@@ -262,9 +274,8 @@ async fn unimplemented_0_8_methods_are_command_invalid_as_in_rabbitmq() {
         (20, 30, alert),
         (10, 50, redirect.clone()),
     ] {
-        let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
-        send_method(&mut c, 1, class_id, method_id, &args).await;
-        let (code, text, failed_class, failed_method) = expect_close_0_8(&mut c).await;
+        let (code, text, failed_class, failed_method) =
+            close_for(&broker, 1, class_id, method_id, &args).await;
         assert_eq!(
             (code, text.as_str(), failed_class, failed_method),
             (
@@ -276,9 +287,8 @@ async fn unimplemented_0_8_methods_are_command_invalid_as_in_rabbitmq() {
         );
     }
     // On a channel not open, anything but channel.open is unexpected, as in RabbitMQ.
-    let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
-    send_method(&mut c, 2, 70, 10, &[0, 0, 0, 0, 0, 0, 0]).await;
-    let (code, text, class_id, method_id) = expect_close_0_8(&mut c).await;
+    let (code, text, class_id, method_id) =
+        close_for(&broker, 2, 70, 10, &[0, 0, 0, 0, 0, 0, 0]).await;
     assert_eq!(
         (code, text.as_str(), class_id, method_id),
         (504, "CHANNEL_ERROR - expected 'channel.open'", 70, 10)
@@ -300,9 +310,7 @@ async fn unimplemented_0_8_methods_are_command_invalid_as_in_rabbitmq() {
         )
     );
     // On channel 0 a redirect is as unexpected as any method but close.
-    let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
-    send_method(&mut c, 0, 10, 50, &redirect).await;
-    let (code, text, class_id, method_id) = expect_close_0_8(&mut c).await;
+    let (code, text, class_id, method_id) = close_for(&broker, 0, 10, 50, &redirect).await;
     assert_eq!(
         (code, text.as_str(), class_id, method_id),
         (
@@ -317,9 +325,7 @@ async fn unimplemented_0_8_methods_are_command_invalid_as_in_rabbitmq() {
 #[tokio::test]
 async fn a_malformed_0_8_close_is_named_by_its_0_8_id() {
     let broker = TestBroker::start().await;
-    let (mut c, _) = open_0_8(&broker, HEADER_0_8).await;
-    send_method(&mut c, 0, 10, 60, &[0]).await;
-    let (code, text, class_id, method_id) = expect_close_0_8(&mut c).await;
+    let (code, text, class_id, method_id) = close_for(&broker, 0, 10, 60, &[0]).await;
     assert_eq!(
         (code, text.as_str(), class_id, method_id),
         (

@@ -188,6 +188,14 @@ static class Interop
         return consumer;
     }
 
+    /// Close `ch` and check from another channel that `queue` is empty: anything `ch`
+    /// left unacknowledged would be back in it.
+    static void EmptyOnceClosed(IConnection c, IModel ch, string queue, string after)
+    {
+        ch.Close();
+        Check(c.CreateModel().BasicGet(queue, true) == null, "queue not empty after " + after);
+    }
+
     /// Every message in `queue`, taken with basic.get and acknowledged.
     static List<string> Drain(IModel ch, string queue)
     {
@@ -301,10 +309,7 @@ static class Interop
             ch.BasicAck(d.DeliveryTag, false);
         }
         ch.BasicCancel(consumer.ConsumerTag);
-        // Anything unacknowledged would come back once the channel closes.
-        ch.Close();
-        var again = c.CreateModel();
-        Check(again.BasicGet(q, true) == null, "queue not empty after every message was acked");
+        EmptyOnceClosed(c, ch, q, "every message was acked");
         c.Close();
     }
 
@@ -323,9 +328,7 @@ static class Interop
         Check(second.Redelivered, "requeued delivery not marked redelivered");
         ch.BasicReject(second.DeliveryTag, false);
         NothingMore(consumer, 500, "a message rejected without requeue is gone");
-        ch.Close();
-        var again = c.CreateModel();
-        Check(again.BasicGet(q, true) == null, "queue not empty after reject without requeue");
+        EmptyOnceClosed(c, ch, q, "reject without requeue");
         c.Close();
     }
 
