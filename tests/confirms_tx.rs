@@ -247,3 +247,84 @@ async fn tx_mandatory_return_comes_at_commit() {
         "{m:?}"
     );
 }
+
+/// A transaction's publish to `txq` on channel 1 (mandatory), then `between` on channel
+/// 2 (each method answered), then the commit: what the commit drew, in order.
+async fn commit_after(between: &[AMQPClass]) -> (TestBroker, RawClient, Vec<Method>) {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::open(broker.addr()).await;
+    c.open_channel(2).await;
+    c.send(&raw::queue_declare_frame(1, "txq", false)).await;
+    c.read_method().await.unwrap();
+    c.send_method(1, &AMQPClass::Tx(tx::AMQPMethod::Select(tx::Select {})))
+        .await;
+    c.read_method().await.unwrap();
+    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+        exchange: "".into(),
+        routing_key: "txq".into(),
+        mandatory: true,
+        immediate: false,
+    }));
+    let mut frames = raw::method_frame(1, &publish);
+    frames.extend(raw::content_frames(1, &[], b"held"));
+    c.send(&frames).await;
+    for method in between {
+        c.send_method(2, method).await;
+        c.read_method().await.unwrap();
+    }
+    c.send_method(1, &AMQPClass::Tx(tx::AMQPMethod::Commit(tx::Commit {})))
+        .await;
+    let mut drawn = Vec::new();
+    loop {
+        let (_, m) = c.read_method().await.unwrap();
+        let done = matches!(m, Method::Other(AMQPClass::Tx(tx::AMQPMethod::CommitOk(_))));
+        drawn.push(m);
+        if done {
+            return (broker, c, drawn);
+        }
+    }
+}
+
+fn delete_txq() -> AMQPClass {
+    AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+        queue: "txq".into(),
+        if_unused: false,
+        if_empty: false,
+        nowait: false,
+    }))
+}
+
+/// RabbitMQ routes a transactional publish when it arrives and looks the queues up again
+/// at commit: one deleted meanwhile is skipped, and a mandatory message left with none
+/// comes back (RabbitMQ 3.10.8 answers so; found by the storm in AMQP 0-8).
+#[tokio::test]
+async fn a_queue_deleted_before_commit_returns_a_mandatory_publish() {
+    let (_broker, _, drawn) = commit_after(&[delete_txq()]).await;
+    assert!(
+        matches!(
+            &drawn[..],
+            [
+                Method::Other(AMQPClass::Basic(basic::AMQPMethod::Return(r))),
+                Method::Other(AMQPClass::Tx(tx::AMQPMethod::CommitOk(_))),
+            ] if r.reply_code == 312 && r.routing_key.as_str() == "txq"
+        ),
+        "{drawn:?}"
+    );
+}
+
+/// ... and a queue declared again under the same name gets the message.
+#[tokio::test]
+async fn a_queue_declared_again_before_commit_gets_the_publish() {
+    let declare_txq = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+        queue: "txq".into(),
+        ..Default::default()
+    }));
+    let (_broker, mut c, drawn) = commit_after(&[delete_txq(), declare_txq]).await;
+    assert_eq!(drawn.len(), 1, "only commit-ok: {drawn:?}");
+    c.send(&raw::queue_declare_frame(2, "txq", true)).await;
+    let (_, m) = c.read_method().await.unwrap();
+    let Method::Other(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))) = m else {
+        panic!("expected declare-ok, got {m:?}");
+    };
+    assert_eq!(ok.message_count, 1);
+}

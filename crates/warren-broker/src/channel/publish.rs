@@ -375,7 +375,8 @@ impl Channel {
         };
         let work = std::mem::take(tx);
         let (stored_tx, mut stored) = mpsc::unbounded_channel();
-        for held in work.publishes {
+        for mut held in work.publishes {
+            s.vhost.queues_at_commit(&mut held.targets);
             self.enqueue(s, held, None, Some(&stored_tx));
         }
         s.send_parked().await;

@@ -524,6 +524,18 @@ impl VHost {
         }
     }
 
+    /// A transaction's routed queues as they stand at `tx.commit`. RabbitMQ routes a
+    /// transactional publish when it arrives and looks its queues up again by name at
+    /// commit: a queue deleted since is skipped (so a mandatory message left with none
+    /// is returned), and one declared again under the same name gets the message.
+    pub(crate) fn queues_at_commit(&self, routed: &mut Targets) {
+        let topology = self.topology.read();
+        *routed = routed
+            .drain(..)
+            .filter_map(|queue| topology.queue(queue.name()).cloned())
+            .collect();
+    }
+
     /// Route a dead-lettered message into `out`: as a publish, but internal exchanges are
     /// allowed. False when the exchange does not exist (the message is then dropped).
     pub(crate) fn route_dead_letter(
