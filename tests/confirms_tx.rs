@@ -213,21 +213,32 @@ async fn tx_and_confirm_do_not_mix() {
     assert_eq!(code(&err), Some(406));
 }
 
-#[tokio::test]
-async fn tx_mandatory_return_comes_at_commit() {
-    let broker = TestBroker::start().await;
-    let mut c = RawClient::open(broker.addr()).await;
+/// `tx.select` on channel 1, and its select-ok.
+async fn tx_select(c: &mut RawClient) {
     c.send_method(1, &AMQPClass::Tx(tx::AMQPMethod::Select(tx::Select {})))
         .await;
     c.read_method().await.unwrap();
+}
+
+/// A mandatory publish on channel 1, with its content.
+fn mandatory_publish(exchange: &str, routing_key: &str, body: &[u8]) -> Vec<u8> {
     let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-        exchange: "amq.direct".into(),
-        routing_key: "nobody".into(),
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
         mandatory: true,
         immediate: false,
     }));
     let mut frames = raw::method_frame(1, &publish);
-    frames.extend(raw::content_frames(1, &[], b"r"));
+    frames.extend(raw::content_frames(1, &[], body));
+    frames
+}
+
+#[tokio::test]
+async fn tx_mandatory_return_comes_at_commit() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::open(broker.addr()).await;
+    tx_select(&mut c).await;
+    let mut frames = mandatory_publish("amq.direct", "nobody", b"r");
     frames.extend(raw::method_frame(
         1,
         &AMQPClass::Tx(tx::AMQPMethod::Commit(tx::Commit {})),
@@ -256,18 +267,8 @@ async fn commit_after(between: &[AMQPClass]) -> (TestBroker, RawClient, Vec<Meth
     c.open_channel(2).await;
     c.send(&raw::queue_declare_frame(1, "txq", false)).await;
     c.read_method().await.unwrap();
-    c.send_method(1, &AMQPClass::Tx(tx::AMQPMethod::Select(tx::Select {})))
-        .await;
-    c.read_method().await.unwrap();
-    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-        exchange: "".into(),
-        routing_key: "txq".into(),
-        mandatory: true,
-        immediate: false,
-    }));
-    let mut frames = raw::method_frame(1, &publish);
-    frames.extend(raw::content_frames(1, &[], b"held"));
-    c.send(&frames).await;
+    tx_select(&mut c).await;
+    c.send(&mandatory_publish("", "txq", b"held")).await;
     for method in between {
         c.send_method(2, method).await;
         c.read_method().await.unwrap();
