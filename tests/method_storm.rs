@@ -517,8 +517,8 @@ fn normalized(text: &str) -> String {
 }
 
 /// The properties of the content that follows a `basic.get-ok` (the frames of one
-/// channel's content are never interleaved with another's), with the clock readings
-/// a broker adds (`x-death`'s `time`) left out; `None` if the socket closed.
+/// channel's content are never interleaved with another's), with the values a broker
+/// makes up itself left out; `None` if the socket closed.
 async fn content_properties(c: &mut RawClient) -> Option<String> {
     let header = loop {
         let f = c.read_frame().await?;
@@ -531,22 +531,27 @@ async fn content_properties(c: &mut RawClient) -> Option<String> {
         .get(12..)
         .and_then(|p| warren_codec::properties::decode_properties(p).ok())
         .map_or_else(|| "undecodable properties".to_owned(), |p| format!("{p:?}"));
-    Some(without_timestamps(&properties))
+    Some(without_made_up_values(&properties))
 }
 
-/// `Timestamp(1764000000)` becomes `Timestamp(*)`.
-fn without_timestamps(text: &str) -> String {
-    const TAG: &str = "Timestamp(";
+/// What a broker makes up itself left out: `Timestamp(1764000000)` (`x-death`'s clock
+/// reading) becomes `Timestamp(*)`, and a direct reply-to address (opaque, and made
+/// differently by each broker) `amq.rabbitmq.reply-to.*`.
+fn without_made_up_values(text: &str) -> String {
+    let text = masked(text, "Timestamp(", |ch| ch.is_ascii_digit());
+    masked(&text, "amq.rabbitmq.reply-to.", |ch| ch != '"')
+}
+
+/// `text` with each run of characters `part` accepts right after `tag` replaced by `*`.
+fn masked(text: &str, tag: &str, part: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find(TAG) {
-        out.push_str(&rest[..at + TAG.len()]);
-        rest = &rest[at + TAG.len()..];
-        let digits = rest
-            .find(|ch: char| !ch.is_ascii_digit())
-            .unwrap_or(rest.len());
+    while let Some(at) = rest.find(tag) {
+        out.push_str(&rest[..at + tag.len()]);
+        rest = &rest[at + tag.len()..];
+        let end = rest.find(|ch: char| !part(ch)).unwrap_or(rest.len());
         out.push('*');
-        rest = &rest[digits..];
+        rest = &rest[end..];
     }
     out.push_str(rest);
     out
