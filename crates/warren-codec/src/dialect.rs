@@ -140,10 +140,12 @@ pub(crate) fn outbound_0_8(payload: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// A `connection.close` or `channel.close` renumbered (the same either way): its own id,
-/// and the id of the method that failed, in its last four octets (unless too short to
-/// hold one: the decoder then reports it).
-fn renumber_close(payload: &[u8]) -> Option<Vec<u8>> {
+/// A `connection.close`, `close-ok` or `channel.close` payload renumbered between 0-8 and
+/// 0-9-1 (the same either way): its own id, and the id of the method that failed, in its
+/// last four octets (unless too short to hold one: the decoder then reports it). Public
+/// for test clients that speak 0-8.
+#[must_use]
+pub fn renumber_close(payload: &[u8]) -> Option<Vec<u8>> {
     let mut out = payload.to_vec();
     let own = Dialect::Amqp08.renumber(read_id(&out)?);
     out[..4].copy_from_slice(&id_octets(own));

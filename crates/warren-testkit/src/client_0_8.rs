@@ -4,8 +4,7 @@
 //! names, and drops `basic.consume`'s arguments table, which 0-8 does not have. Methods
 //! 0-8 lacks altogether are the test's to leave out.
 
-use warren_codec::dialect::Dialect;
-use warren_codec::method::MethodId;
+use warren_codec::dialect::renumber_close;
 
 /// `bytes` (whole frames) as a 0-8 client sends them. A truncated frame at the end is
 /// passed on as it is.
@@ -34,33 +33,14 @@ pub fn as_0_8(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn id_at(payload: &[u8], at: usize) -> MethodId {
-    MethodId::new(
-        u16::from_be_bytes([payload[at], payload[at + 1]]),
-        u16::from_be_bytes([payload[at + 2], payload[at + 3]]),
-    )
-}
-
-fn put_id(payload: &mut [u8], at: usize, id: MethodId) {
-    payload[at..at + 2].copy_from_slice(&id.class_id.to_be_bytes());
-    payload[at + 2..at + 4].copy_from_slice(&id.method_id.to_be_bytes());
-}
-
 fn method_as_0_8(payload: &[u8]) -> Vec<u8> {
-    let mut out = payload.to_vec();
-    let id = id_at(payload, 0);
-    match (id.class_id, id.method_id) {
-        (10, 50 | 51) | (20, 40) => {
-            put_id(&mut out, 0, Dialect::Amqp08.renumber(id));
-            if id.method_id != 51 && out.len() >= 8 {
-                let at = out.len() - 4;
-                put_id(&mut out, at, Dialect::Amqp08.renumber(id_at(payload, at)));
-            }
+    match payload.get(..4) {
+        Some([0, 10, 0, 50 | 51] | [0, 20, 0, 40]) => {
+            renumber_close(payload).unwrap_or_else(|| payload.to_vec())
         }
-        (60, 20) => out.truncate(consume_without_table(payload)),
-        _ => {}
+        Some([0, 60, 0, 20]) => payload[..consume_without_table(payload)].to_vec(),
+        _ => payload.to_vec(),
     }
-    out
 }
 
 /// Where `basic.consume`'s arguments table starts: after the ids, the ticket, the queue
